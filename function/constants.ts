@@ -1,0 +1,117 @@
+// Every name, label, annotation, condition type and reason the Function and its
+// consumers agree on. Changing one is an API change: other compositions read them.
+
+/** API group of every kind this project defines; the examples users already write use it. */
+export const API_GROUP = 'modelplane.ai';
+/** The one served version in v0.1. */
+export const API_VERSION = `${API_GROUP}/v1alpha1`;
+
+/** Namespaced XR owned by ML teams: one artifact staged on many clusters. */
+export const KIND_MODEL_CACHE = 'ModelCache';
+/** Cluster-scoped XR owned by the platform team: one workload cluster. */
+export const KIND_INFERENCE_CLUSTER = 'InferenceCluster';
+
+/** provider-kubernetes' namespaced managed resource; namespaced XRs may only compose namespaced kinds. */
+export const OBJECT_API_VERSION = 'kubernetes.m.crossplane.io/v1alpha1';
+export const OBJECT_KIND = 'Object';
+/** Provider config kinds an InferenceCluster may name; ProviderConfig is looked up in the Object's namespace. */
+export const PROVIDER_CONFIG_KINDS = ['ClusterProviderConfig', 'ProviderConfig'] as const;
+export type ProviderConfigKind = (typeof PROVIDER_CONFIG_KINDS)[number];
+
+/** apiVersion/kind of the Function's own input in a Composition step. */
+export const INPUT_API_VERSION = 'modelcache.fn.modelplane.ai/v1alpha1';
+export const INPUT_KIND = 'Input';
+
+/** Changing its value asks for a re-stage of the same source (a new version is a new ModelCache). */
+export const ANNOTATION_REFETCH = `${API_GROUP}/refetch`;
+/** Written by the fetch program on its own Job so the Function can surface progress without I/O. */
+export const ANNOTATION_BYTES_DONE = `${API_GROUP}/bytes-done`;
+export const ANNOTATION_BYTES_TOTAL = `${API_GROUP}/bytes-total`;
+/** Written by the fetch program on success: the commit / version id / digest actually staged. */
+export const ANNOTATION_RESOLVED_REVISION = `${API_GROUP}/resolved-revision`;
+/** Written by the fetch program on failure: one line naming the file and the cause, never a secret. */
+export const ANNOTATION_FETCH_ERROR = `${API_GROUP}/fetch-error`;
+/** On remote objects: which cache and cluster they serve, so operators can find them with kubectl. */
+export const ANNOTATION_CACHE = `${API_GROUP}/cache`;
+export const ANNOTATION_CLUSTER = `${API_GROUP}/cluster`;
+/** Identity (source + refetch token) a remote object was composed for. */
+export const ANNOTATION_IDENTITY = `${API_GROUP}/identity`;
+
+/** Standard label so remote objects are attributable to this product. */
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'modelcache';
+/** Standard component label distinguishing the prefetch Job and its pods from workloads. */
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+
+/** Required-resource key under which Crossplane returns the matching InferenceClusters. */
+export const REQUIRE_CLUSTERS = 'inference-clusters';
+/** Required-resource keys for provider configs: existence is checked so a typo fails fast. */
+export const REQUIRE_CLUSTER_PROVIDER_CONFIGS = 'cluster-provider-configs';
+export const REQUIRE_PROVIDER_CONFIGS = 'provider-configs';
+
+/** Per-cluster lifecycle of a cache, in the order a healthy cluster walks it. */
+export const PHASES = ['Pending', 'Hydrating', 'Ready', 'Failed'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** Why a cluster is in its phase; CamelCase as Kubernetes reasons are. */
+export const REASON = {
+  /** The claim exists (or is being created) but is not Bound yet. */
+  PVCPending: 'PVCPending',
+  /** The claim is Bound; the prefetch Job has not started moving bytes yet. */
+  JobPending: 'JobPending',
+  /** The credential Secret could not be copied to the workload cluster yet. */
+  WaitingForCredentials: 'WaitingForCredentials',
+  /** The prefetch Job is running. */
+  Downloading: 'Downloading',
+  /** The artifact is staged and verified; the completion marker is written. */
+  Staged: 'Staged',
+  /** An existing claim (ExistingPVC backend) is Bound and used as is. */
+  ClaimBound: 'ClaimBound',
+  /** An existing claim (ExistingPVC backend) was not found or is not Bound. */
+  ClaimNotBound: 'ClaimNotBound',
+  /** Neither the InferenceCluster nor the cache names a ReadWriteMany class, or it does not exist. */
+  NoRWXStorageClass: 'NoRWXStorageClass',
+  /** The InferenceCluster's provider config does not exist on the control plane. */
+  ProviderConfigNotFound: 'ProviderConfigNotFound',
+  /** The prefetch Job failed for good; a new refetch token retries. */
+  FetchFailed: 'FetchFailed',
+  /** What the Function needs to decide was not observed this call; the last known state is kept. */
+  Unknown: 'Unknown',
+} as const;
+export type Reason = (typeof REASON)[keyof typeof REASON];
+
+/** Custom XR condition types; Crossplane owns Ready and Synced and drops them from function output. */
+export const CONDITION_CLUSTERS_MATCHED = 'ClustersMatched';
+export const CONDITION_ARTIFACT_READY = 'ArtifactReady';
+export const CONDITION_STORAGE_CLASS_FOUND = 'StorageClassFound';
+
+/** Condition reasons for ClustersMatched. */
+export const REASON_MATCHED = 'Matched';
+export const REASON_NO_CLUSTERS = 'NoClustersMatched';
+export const REASON_WAITING_FOR_CLUSTERS = 'WaitingForClusters';
+/** Condition reasons for ArtifactReady beyond the per-cluster ones. */
+export const REASON_ALL_STAGED = 'AllClustersStaged';
+export const REASON_STAGING = 'Staging';
+export const REASON_SOME_FAILED = 'SomeClustersFailed';
+/** Condition reasons for StorageClassFound on an InferenceCluster. */
+export const REASON_CLASS_FOUND = 'Found';
+export const REASON_CLASS_NOT_FOUND = 'NotFound';
+export const REASON_CLASS_NOT_SET = 'NotSet';
+export const REASON_CLASS_UNKNOWN = 'NotObservedYet';
+
+/** How often Crossplane re-runs the Function without other triggers: required resources are not watched. */
+export const DEFAULT_TTL_SECONDS = 60;
+/** Where the prefetch Job mounts the volume it writes. */
+export const FETCH_VOLUME_MOUNT = '/cache';
+/** Where inline and ConfigMap files are mounted into the prefetch Job. */
+export const FETCH_FILES_MOUNT = '/var/run/modelcache/files';
+/** Environment variable carrying the fetch plan (JSON) into the prefetch Job. */
+export const ENV_FETCH_PLAN = 'MODELCACHE_PLAN';
+/** Environment variable carrying an HTTP bearer token into the prefetch Job. */
+export const ENV_HTTP_TOKEN = 'MODELCACHE_HTTP_TOKEN';
+/** Environment variable the Hugging Face clients read their token from. */
+export const ENV_HF_TOKEN = 'HF_TOKEN';
+/** Keys the AWS SDK's default chain reads; the S3 credential Secret must hold them. */
+export const AWS_SECRET_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
+/** uid/gid the project's image runs as (Crossplane runs function pods as 2000 too). */
+export const RUN_AS_ID = 2000;
