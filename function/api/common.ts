@@ -19,15 +19,30 @@ export const dataKey = z
 /** A label value or key part as used in selectors. */
 export const labelMap = z.record(z.string().min(1).max(317), z.string().max(63));
 
+/** True when no segment of a '/'-separated path is empty, '.' or '..'. */
+export function hasSafeSegments(path: string): boolean {
+  return !path.split('/').some((s) => s === '' || s === '.' || s === '..');
+}
+
 /**
- * A relative path inside the staged volume: no leading '/', no '..' segment, no empty
- * segment. The fetch program re-checks every path it writes; this rejects bad input early.
+ * A relative path inside the staged volume. Patterns stay RE2-compatible because the
+ * same ones go into the XRDs (Kubernetes compiles them with Go's regexp); the segment
+ * rule is a CEL rule there. The fetch program re-checks every path it writes.
  */
 export const relativePath = z
   .string()
   .min(1)
   .max(1024)
-  .regex(/^(?!\/)(?!.*(^|\/)\.\.?(\/|$))(?!.*\/\/)[^\0]+$/, 'must be a relative path without "." or ".." segments');
+  .regex(/^[^/]/, 'must be a relative path')
+  .refine(hasSafeSegments, 'must not contain empty, "." or ".." segments');
+
+/** An absolute path with no empty, "." or ".." segments (a trailing "/" is not allowed either). */
+export const absolutePath = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^\//, 'must be an absolute path')
+  .refine((p) => p === '/' || hasSafeSegments(p.slice(1)), 'must not contain empty, "." or ".." segments');
 
 /** An http(s) URL. */
 export const httpUrl = z

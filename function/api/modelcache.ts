@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { dataKey, httpUrl, labelMap, objectName, relativePath } from './common.js';
+import { absolutePath, dataKey, httpUrl, labelMap, objectName, relativePath } from './common.js';
 
 /** Kinds v0.1 stages; Adapter and Engine are v0.2 and rejected by the XRD's enum. */
 export const ARTIFACT_KINDS = ['Weights', 'Tokenizer', 'Bytes'] as const;
@@ -92,13 +92,10 @@ export const modelCacheSpec = z
     }),
     mount: z
       .object({
-        path: z
-          .string()
-          .max(255)
-          .regex(/^\/(?!.*(^|\/)\.\.?(\/|$))[^\0]*$/, 'must be an absolute path without "." or ".." segments')
+        path: absolutePath
           .default(DEFAULT_MOUNT_PATH),
       })
-      .default({ path: DEFAULT_MOUNT_PATH }),
+      .prefault({}),
     storage: z
       .object({
         backend: z.enum(STORAGE_BACKENDS).default('PVC'),
@@ -110,7 +107,7 @@ export const modelCacheSpec = z
           .optional(),
         existingPVC: z.object({ claimName: objectName }).optional(),
       })
-      .default({ backend: 'PVC' }),
+      .prefault({}),
     clusterSelector: z.object({ matchLabels: labelMap.optional() }).optional(),
     replication: z.enum(['AllMatchingClusters']).default('AllMatchingClusters'),
   })
