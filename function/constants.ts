@@ -61,6 +61,8 @@ export const REASON = {
   JobPending: 'JobPending',
   /** The credential Secret could not be copied to the workload cluster yet. */
   WaitingForCredentials: 'WaitingForCredentials',
+  /** The files ConfigMap could not be copied to the workload cluster yet. */
+  WaitingForConfigMap: 'WaitingForConfigMap',
   /** The prefetch Job is running. */
   Downloading: 'Downloading',
   /** The artifact is staged and verified; the completion marker is written. */
@@ -73,6 +75,8 @@ export const REASON = {
   NoRWXStorageClass: 'NoRWXStorageClass',
   /** The InferenceCluster's provider config does not exist on the control plane. */
   ProviderConfigNotFound: 'ProviderConfigNotFound',
+  /** The InferenceCluster does not parse; its own status says why. */
+  InvalidInferenceCluster: 'InvalidInferenceCluster',
   /** The prefetch Job failed for good; a new refetch token retries. */
   FetchFailed: 'FetchFailed',
   /** What the Function needs to decide was not observed this call; the last known state is kept. */

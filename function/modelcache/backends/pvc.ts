@@ -1,0 +1,216 @@
+import { REASON } from '../../constants.js';
+import { objectSyncFailed, stringAt, type Json } from '../../k8s/object.js';
+import {
+  credentialsObject,
+  filesObject,
+  jobObject,
+  namespaceObject,
+  pvcObject,
+} from '../manifests.js';
+import type { ClusterContext, ClusterResult, ClusterStatus, Progress } from '../model.js';
+import {
+  ROLE_CREDENTIALS,
+  ROLE_FILES,
+  ROLE_NAMESPACE,
+  ROLE_PVC,
+  isJobRole,
+  jobRole,
+} from '../roles.js';
+import { claimPhase, holdRoles, observeJob } from './observe.js';
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? String(v) : v.toFixed(1)} ${units[i] ?? 'B'}`;
+}
+
+/**
+ * The PVC backend: a ReadWriteMany claim per cluster, filled once by a prefetch Job.
+ * Ready and FetchFailed are latched to the identity (source + refetch token), so a
+ * cleaned-up Job neither un-readies the cluster nor starts a second download.
+ */
+export function composePvc(ctx: ClusterContext): ClusterResult {
+  const { cache, cluster, observed, latched, blocker, input } = ctx;
+  const ns = cache.namespace;
+  const claim = cache.names.claim;
+  const job = `${ns}/${cache.names.job}`;
+  const volume = { persistentVolumeClaim: { claimName: claim, readOnly: true } };
+  const status = (
+    phase: ClusterStatus['phase'],
+    reason: string,
+    message: string,
+    extra: { progress?: Progress; resolvedRevision?: string } = {},
+  ): ClusterStatus => ({
+    name: cluster.name,
+    phase,
+    reason,
+    message,
+    namespace: ns,
+    claimName: claim,
+    ...extra,
+    identity: cache.identity,
+  });
+
+  // The class is fixed when the claim is created: keep the observed one so a later change
+  // to the InferenceCluster never turns into an update of an immutable field.
+  const observedClass = stringAt(
+    observed[ROLE_PVC],
+    'spec',
+    'forProvider',
+    'manifest',
+    'spec',
+    'storageClassName',
+  );
+  const overrideClass = cache.spec.storage.pvc?.storageClassName;
+  const storageClass = observedClass ?? overrideClass ?? cluster.storageClassName;
+  const jobKey = jobRole(cache.identity);
+  const observedJobRoles = Object.keys(observed).filter(isJobRole);
+  const base = (): Record<string, Json> => {
+    const out: Record<string, Json> = { [ROLE_NAMESPACE]: namespaceObject(cache, cluster) };
+    if (storageClass !== undefined) out[ROLE_PVC] = pvcObject(cache, cluster, storageClass);
+    else Object.assign(out, holdRoles(observed, [ROLE_PVC]));
+    return out;
+  };
+
+  if (latched?.phase === 'Ready') {
+    return {
+      resources: base(),
+      status: status('Ready', REASON.Staged, latched.message, {
+        ...(latched.resolvedRevision !== undefined
+          ? { resolvedRevision: latched.resolvedRevision }
+          : {}),
+      }),
+      volume,
+    };
+  }
+  if (latched?.phase === 'Failed' && latched.reason === REASON.FetchFailed) {
+    // The failed Job stays (for its logs) while it exists; it is never created again.
+    const resources = base();
+    if (observed[jobKey]) resources[jobKey] = jobObject(cache, cluster, input);
+    return { resources, status: status('Failed', REASON.FetchFailed, latched.message), volume };
+  }
+  if (blocker) {
+    return {
+      resources: holdRoles(observed, [ROLE_NAMESPACE, ROLE_PVC, ...observedJobRoles]),
+      status: status('Failed', blocker.reason, blocker.message),
+      volume,
+    };
+  }
+  if (observed[ROLE_PVC] === undefined) {
+    const fail = (message: string): ClusterResult => ({
+      resources: holdRoles(observed, [ROLE_NAMESPACE, ...observedJobRoles]),
+      status: status('Failed', REASON.NoRWXStorageClass, message),
+      volume,
+    });
+    if (storageClass === undefined) {
+      return fail(
+        `InferenceCluster ${cluster.name} has no spec.storage.storageClassName and the cache sets no spec.storage.pvc.storageClassName`,
+      );
+    }
+    if (overrideClass === undefined && cluster.classExists === false) {
+      return fail(`StorageClass ${storageClass} does not exist on cluster ${cluster.name}`);
+    }
+  }
+
+  const resources = base();
+  const credentials = credentialsObject(cache, cluster);
+  if (credentials) resources[ROLE_CREDENTIALS] = credentials;
+  const files = filesObject(cache, cluster);
+  if (files) resources[ROLE_FILES] = files;
+  resources[jobKey] = jobObject(cache, cluster, input);
+
+  const jobState = observeJob(observed[jobKey]);
+  const claimState = claimPhase(observed[ROLE_PVC]);
+  switch (jobState.state) {
+    case 'complete': {
+      const rev = jobState.resolvedRevision;
+      return {
+        resources,
+        status: status(
+          'Ready',
+          REASON.Staged,
+          `staged ${cache.parts.summary}${rev !== undefined ? ` at ${rev}` : ''}`,
+          rev !== undefined ? { resolvedRevision: rev } : {},
+        ),
+        volume,
+      };
+    }
+    case 'failed':
+      return {
+        resources,
+        status: status(
+          'Failed',
+          REASON.FetchFailed,
+          `prefetch Job ${job} failed: ${jobState.message}; set annotation modelplane.ai/refetch to a new value to retry`,
+        ),
+        volume,
+      };
+    case 'running': {
+      const p = jobState.progress;
+      return {
+        resources,
+        status: status(
+          'Hydrating',
+          REASON.Downloading,
+          p
+            ? `staging ${cache.parts.summary}: ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`
+            : `staging ${cache.parts.summary}`,
+          p ? { progress: p } : {},
+        ),
+        volume,
+      };
+    }
+    case 'absent':
+    case 'waiting':
+      break;
+    default: {
+      const unreachable: never = jobState;
+      return unreachable;
+    }
+  }
+  if (claimState !== 'Bound') {
+    return {
+      resources,
+      status: status(
+        'Pending',
+        REASON.PVCPending,
+        `PersistentVolumeClaim ${ns}/${claim} (class ${storageClass ?? 'unknown'}) is ${claimState ?? 'not observed yet'}; waiting for it to bind`,
+      ),
+      volume,
+    };
+  }
+  const creds = cache.parts.credentials;
+  if (creds && objectSyncFailed(observed[ROLE_CREDENTIALS])) {
+    return {
+      resources,
+      status: status(
+        'Pending',
+        REASON.WaitingForCredentials,
+        `Secret ${ns}/${creds.secretName} cannot be copied to cluster ${cluster.name} yet; check that it exists`,
+      ),
+      volume,
+    };
+  }
+  const files2 = cache.parts.files;
+  if (files2?.from === 'configMap' && objectSyncFailed(observed[ROLE_FILES])) {
+    return {
+      resources,
+      status: status(
+        'Pending',
+        REASON.WaitingForConfigMap,
+        `ConfigMap ${ns}/${files2.name} cannot be copied to cluster ${cluster.name} yet; check that it exists`,
+      ),
+      volume,
+    };
+  }
+  return {
+    resources,
+    status: status('Pending', REASON.JobPending, `prefetch Job ${job} is waiting to start`),
+    volume,
+  };
+}

@@ -1,0 +1,76 @@
+import type { ModelCacheSpec } from '../api/modelcache.js';
+import type { ProviderConfigRef } from '../api/inferencecluster.js';
+import type { Phase } from '../constants.js';
+import type { FunctionInput } from '../api/input.js';
+import type { Json } from '../k8s/object.js';
+import type { Source, SourceParts } from './sources/index.js';
+
+/** A parsed ModelCache with everything derived from it once per call. */
+export interface CacheModel {
+  name: string;
+  namespace: string;
+  spec: ModelCacheSpec;
+  source: Source;
+  parts: SourceParts;
+  /** sha256 of the source identity and the refetch token: what Ready is latched to. */
+  identity: string;
+  /** Names of the remote objects on every workload cluster (the same on each). */
+  names: { claim: string; secret: string; files: string; job: string };
+}
+
+/** What the cache needs to know about one matched InferenceCluster. */
+export interface ClusterView {
+  name: string;
+  providerConfigRef: ProviderConfigRef;
+  /** The class the cluster offers for ReadWriteMany volumes, if any. */
+  storageClassName: string | undefined;
+  /** true/false when the InferenceCluster observed the class; undefined when not yet known. */
+  classExists: boolean | undefined;
+}
+
+/** Progress of a running prefetch, as the fetch program reports it. */
+export interface Progress {
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+/** One entry of status.clusters[]: the contract other compositions read. */
+export interface ClusterStatus {
+  name: string;
+  phase: Phase;
+  reason: string;
+  message: string;
+  namespace: string;
+  claimName: string;
+  progress?: Progress;
+  resolvedRevision?: string;
+  identity: string;
+}
+
+/** Why a cluster cannot be worked on this call, decided before the backend runs. */
+export interface Blocker {
+  reason: string;
+  message: string;
+}
+
+export interface ClusterContext {
+  cache: CacheModel;
+  cluster: ClusterView;
+  /** Observed composed Objects of this cluster, keyed by role. */
+  observed: Record<string, Json>;
+  /** The previous status entry for this cluster when it was for the same identity. */
+  latched: ClusterStatus | undefined;
+  blocker: Blocker | undefined;
+  input: FunctionInput;
+}
+
+export interface ClusterResult {
+  /** Desired composed resources of this cluster, keyed by role. */
+  resources: Record<string, Json>;
+  status: ClusterStatus;
+  /** The pod volume source consumers mount, read-only. */
+  volume: Json;
+}
+
+/** A storage backend: one module per spec.storage.backend value. */
+export type StorageBackend = (ctx: ClusterContext) => ClusterResult;

@@ -1,0 +1,20 @@
+// Composed resources are keyed "<cluster>/<role>": InferenceCluster names cannot hold '/',
+// so the key splits unambiguously, and the key alone tells which cluster a resource serves.
+
+export const ROLE_NAMESPACE = 'namespace';
+export const ROLE_PVC = 'pvc';
+export const ROLE_CREDENTIALS = 'credentials';
+export const ROLE_FILES = 'files';
+/** The Job's role carries the identity so a refetch replaces (deletes) the old Job's Object. */
+export const jobRole = (identity: string): string => `fetch-${identity.slice(0, 8)}`;
+export const isJobRole = (role: string): boolean => role.startsWith('fetch-');
+/** Objects whose spec may carry copied Secret or ConfigMap data: never echoed back. */
+export const NEVER_HELD = new Set([ROLE_CREDENTIALS, ROLE_FILES]);
+
+export const resourceKey = (cluster: string, role: string): string => `${cluster}/${role}`;
+
+export function splitKey(key: string): { cluster: string; role: string } | undefined {
+  const i = key.lastIndexOf('/');
+  if (i <= 0 || i === key.length - 1) return undefined;
+  return { cluster: key.slice(0, i), role: key.slice(i + 1) };
+}

@@ -1,0 +1,34 @@
+import { ENV_HF_TOKEN } from '../../constants.js';
+import type { HuggingFaceSpec, SourceContext, SourceParts } from './types.js';
+
+export function huggingFaceParts(spec: HuggingFaceSpec, ctx: SourceContext): SourceParts {
+  const identity = {
+    repo: spec.repo,
+    revision: spec.revision,
+    include: spec.include,
+    exclude: spec.exclude,
+    endpoint: spec.endpoint,
+  };
+  return {
+    identity,
+    summary: `hf://${spec.repo}@${spec.revision}`,
+    plan: {
+      type: 'huggingFace',
+      ...identity,
+      ...(spec.secretRef ? { tokenEnv: ENV_HF_TOKEN } : {}),
+    },
+    credentials: spec.secretRef && {
+      secretName: spec.secretRef.name,
+      copies: [
+        { fieldPath: `data[${spec.secretRef.key}]`, toFieldPath: `data[${spec.secretRef.key}]` },
+      ],
+      env: [
+        {
+          name: ENV_HF_TOKEN,
+          valueFrom: { secretKeyRef: { name: ctx.remoteSecretName, key: spec.secretRef.key } },
+        },
+      ],
+    },
+    files: undefined,
+  };
+}
