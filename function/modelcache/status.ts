@@ -72,7 +72,7 @@ export function buildConditions(clusters: ClusterStatus[]): CoreCondition[] {
     type: CONDITION_CLUSTERS_MATCHED,
     status: 'True',
     reason: REASON_MATCHED,
-    message: `${clusters.length} InferenceCluster${clusters.length === 1 ? '' : 's'} match: ${listed(names)}`,
+    message: `${clusters.length} InferenceCluster${clusters.length === 1 ? ' matches' : 's match'}: ${listed(names)}`,
   };
   const failed = clusters.filter((c) => c.phase === 'Failed');
   const waiting = clusters.filter((c) => c.phase === 'Pending' || c.phase === 'Hydrating');

@@ -1,0 +1,154 @@
+import {
+  Ready,
+  Severity,
+  Status,
+  Target,
+  type Condition,
+  type Requirements,
+  type Resource,
+  type Result,
+  type RunFunctionRequest,
+  type RunFunctionResponse,
+} from '@crossplane-org/function-sdk-typescript';
+import type { Logger } from 'pino';
+import { KIND_INFERENCE_CLUSTER, KIND_MODEL_CACHE } from './constants.js';
+import { isFatal, type CoreRequest, type CoreResponse, type CoreResult } from './core.js';
+import { composeInferenceCluster } from './inferencecluster/compose.js';
+import { asJson, type Json } from './k8s/object.js';
+import { composeModelCache } from './modelcache/compose.js';
+
+// The thin layer between protobuf and the pure cores: it reads the request once into
+// plain JSON, picks the core by the observed XR's kind, and builds a fresh response.
+// It never mutates the request and never uses the SDK's deep-merge helpers.
+
+const CORES: Record<string, (req: CoreRequest) => CoreResult> = {
+  [KIND_MODEL_CACHE]: composeModelCache,
+  [KIND_INFERENCE_CLUSTER]: composeInferenceCluster,
+};
+
+export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
+  const observed: Record<string, Json> = {};
+  for (const [key, res] of Object.entries(req.observed?.resources ?? {})) {
+    const body = asJson(res.resource);
+    if (body) observed[key] = body;
+  }
+  const required: Record<string, Json[] | undefined> = {};
+  // Older Crossplane answers requirements under extraResources; newer under requiredResources.
+  for (const source of [req.extraResources, req.requiredResources]) {
+    for (const [key, list] of Object.entries(source)) {
+      required[key] = list.items.flatMap((i) => {
+        const body = asJson(i.resource);
+        return body ? [body] : [];
+      });
+    }
+  }
+  return {
+    composite: asJson(req.observed?.composite?.resource) ?? {},
+    observed,
+    required,
+    input: req.input,
+  };
+}
+
+function resource(body: Json, ready: Ready = Ready.READY_UNSPECIFIED): Resource {
+  return { resource: body, connectionDetails: {}, ready };
+}
+
+const CONDITION_STATUS: Record<string, Status> = {
+  True: Status.STATUS_CONDITION_TRUE,
+  False: Status.STATUS_CONDITION_FALSE,
+  Unknown: Status.STATUS_CONDITION_UNKNOWN,
+};
+
+function toRequirements(core: CoreResponse): Requirements {
+  const resources: Requirements['resources'] = {};
+  for (const [key, sel] of Object.entries(core.requirements)) {
+    resources[key] = {
+      apiVersion: sel.apiVersion,
+      kind: sel.kind,
+      ...(sel.matchName !== undefined ? { matchName: sel.matchName } : {}),
+      ...(sel.matchLabels !== undefined ? { matchLabels: { labels: sel.matchLabels } } : {}),
+      ...(sel.namespace !== undefined ? { namespace: sel.namespace } : {}),
+    };
+  }
+  return { extraResources: {}, resources, schemas: {} };
+}
+
+function fatalResponse(req: RunFunctionRequest, message: string, ttlSeconds: number): RunFunctionResponse {
+  return {
+    meta: { tag: req.meta?.tag ?? '', ttl: { seconds: ttlSeconds, nanos: 0 } },
+    desired: req.desired,
+    results: [
+      { severity: Severity.SEVERITY_FATAL, message, reason: 'InvalidInput', target: Target.TARGET_COMPOSITE },
+    ],
+    conditions: [],
+    requirements: undefined,
+    context: req.context,
+    output: undefined,
+  };
+}
+
+/** TTL of a fatal response: short, so a fixed input is picked up soon. */
+const FATAL_TTL_SECONDS = 60;
+
+export function runFunction(req: RunFunctionRequest, log: Logger): RunFunctionResponse {
+  const core = toCoreRequest(req);
+  const kind = typeof core.composite['kind'] === 'string' ? core.composite['kind'] : '';
+  const compose = CORES[kind];
+  if (compose === undefined) {
+    return fatalResponse(
+      req,
+      `function-modelcache composes ${Object.keys(CORES).join(' and ')}, not "${kind}": check the Composition's compositeTypeRef`,
+      FATAL_TTL_SECONDS,
+    );
+  }
+  const result = compose(core);
+  if (isFatal(result)) {
+    log.info({ kind, fatal: result.fatal }, 'rejected input');
+    return fatalResponse(req, result.fatal, FATAL_TTL_SECONDS);
+  }
+  return toResponse(req, core.composite, result);
+}
+
+export function toResponse(req: RunFunctionRequest, composite: Json, core: CoreResponse): RunFunctionResponse {
+  // Desired state from earlier pipeline steps passes through; ours is added beside it.
+  const resources: Record<string, Resource> = { ...(req.desired?.resources ?? {}) };
+  for (const [key, body] of Object.entries(core.resources)) resources[key] = resource(body);
+  const prior = asJson(req.desired?.composite?.resource) ?? {};
+  const priorStatus = asJson(prior['status']) ?? {};
+  const compositeBody: Json = {
+    ...prior,
+    apiVersion: composite['apiVersion'],
+    kind: composite['kind'],
+    status: { ...priorStatus, ...core.status },
+  };
+  const results: Result[] = core.events.map((e) => ({
+    severity: e.severity === 'Warning' ? Severity.SEVERITY_WARNING : Severity.SEVERITY_NORMAL,
+    message: e.message,
+    reason: e.reason,
+    target: Target.TARGET_COMPOSITE,
+  }));
+  const conditions: Condition[] = core.conditions.map((c) => ({
+    type: c.type,
+    status: CONDITION_STATUS[c.status] ?? Status.STATUS_CONDITION_UNKNOWN,
+    reason: c.reason,
+    message: c.message,
+    target: Target.TARGET_COMPOSITE,
+  }));
+  return {
+    meta: { tag: req.meta?.tag ?? '', ttl: { seconds: core.ttlSeconds, nanos: 0 } },
+    desired: {
+      composite: {
+        resource: compositeBody,
+        connectionDetails: req.desired?.composite?.connectionDetails ?? {},
+        ready: core.ready ? Ready.READY_TRUE : Ready.READY_FALSE,
+      },
+      resources,
+    },
+    results,
+    conditions,
+    requirements: toRequirements(core),
+    context: req.context,
+    output: undefined,
+  };
+}
