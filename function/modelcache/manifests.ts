@@ -12,7 +12,7 @@ import {
 } from '../constants.js';
 import type { FunctionInput } from '../api/input.js';
 import { FETCH_PLAN_VERSION, type FetchPlan } from '../fetch/plan.js';
-import { providerObject, type Json } from '../k8s/object.js';
+import { providerObject, type Json, type ManagementPolicy } from '../k8s/object.js';
 import type { CacheModel, ClusterView } from './model.js';
 
 /** Bytes per GiB: sizeGiB is a whole number of these. */
@@ -153,7 +153,12 @@ const HARDENED_CONTAINER = {
  * The one-shot prefetch Job: the project's own fetch program from the project's own
  * image, exec form (no shell), hardened pod, bounded by a deadline and a retry budget.
  */
-export function jobObject(cache: CacheModel, cluster: ClusterView, input: FunctionInput): Json {
+export function jobObject(
+  cache: CacheModel,
+  cluster: ClusterView,
+  input: FunctionInput,
+  managementPolicies?: ManagementPolicy[],
+): Json {
   const fetch = input.fetch;
   const volumes: Json[] = [
     { name: 'cache', persistentVolumeClaim: { claimName: cache.names.claim } },
@@ -181,6 +186,7 @@ export function jobObject(cache: CacheModel, cluster: ClusterView, input: Functi
   const podLabels = { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: 'prefetch' };
   return providerObject({
     providerConfigRef: cluster.providerConfigRef,
+    ...(managementPolicies ? { managementPolicies } : {}),
     readinessCel: JOB_COMPLETE_CEL,
     manifest: {
       apiVersion: 'batch/v1',

@@ -1,5 +1,5 @@
 import { REASON } from '../../constants.js';
-import { objectSyncFailed, stringAt, type Json } from '../../k8s/object.js';
+import { objectSyncFailed, remoteManifest, stringAt, type Json } from '../../k8s/object.js';
 import {
   credentialsObject,
   filesObject,
@@ -89,9 +89,12 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
     };
   }
   if (latched?.phase === 'Failed' && latched.reason === REASON.FetchFailed) {
-    // The failed Job stays (for its logs) while it exists; it is never created again.
+    // The failed Job stays for its logs while it exists, observed only: if it is removed
+    // it is not created again (that would rerun a failed download); a refetch deletes it.
     const resources = base();
-    if (observed[jobKey]) resources[jobKey] = jobObject(cache, cluster, input);
+    if (remoteManifest(observed[jobKey]) !== undefined) {
+      resources[jobKey] = jobObject(cache, cluster, input, ['Observe', 'Delete']);
+    }
     return { resources, status: status('Failed', REASON.FetchFailed, latched.message), volume };
   }
   if (blocker) {
