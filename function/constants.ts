@@ -116,6 +116,10 @@ export const ENV_HTTP_TOKEN = 'MODELCACHE_HTTP_TOKEN';
 /** Environment variable the Hugging Face clients read their token from. */
 export const ENV_HF_TOKEN = 'HF_TOKEN';
 /** Keys the AWS SDK's default chain reads; the S3 credential Secret must hold them. */
-export const AWS_SECRET_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
+export const AWS_SECRET_KEYS = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+] as const;
 /** uid/gid the project's image runs as (Crossplane runs function pods as 2000 too). */
 export const RUN_AS_ID = 2000;

@@ -33,7 +33,8 @@ export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
     if (body) observed[key] = body;
   }
   const required: Record<string, Json[] | undefined> = {};
-  // Older Crossplane answers requirements under extraResources; newer under requiredResources.
+  // Crossplane before v2 answers requirements under extraResources; v2 under requiredResources.
+  // eslint-disable-next-line @typescript-eslint/no-deprecated -- read for older Crossplane
   for (const source of [req.extraResources, req.requiredResources]) {
     for (const [key, list] of Object.entries(source)) {
       required[key] = list.items.flatMap((i) => {
@@ -71,15 +72,25 @@ function toRequirements(core: CoreResponse): Requirements {
       ...(sel.namespace !== undefined ? { namespace: sel.namespace } : {}),
     };
   }
+  // eslint-disable-next-line @typescript-eslint/no-deprecated -- the field is required by the type
   return { extraResources: {}, resources, schemas: {} };
 }
 
-function fatalResponse(req: RunFunctionRequest, message: string, ttlSeconds: number): RunFunctionResponse {
+function fatalResponse(
+  req: RunFunctionRequest,
+  message: string,
+  ttlSeconds: number,
+): RunFunctionResponse {
   return {
     meta: { tag: req.meta?.tag ?? '', ttl: { seconds: ttlSeconds, nanos: 0 } },
     desired: req.desired,
     results: [
-      { severity: Severity.SEVERITY_FATAL, message, reason: 'InvalidInput', target: Target.TARGET_COMPOSITE },
+      {
+        severity: Severity.SEVERITY_FATAL,
+        message,
+        reason: 'InvalidInput',
+        target: Target.TARGET_COMPOSITE,
+      },
     ],
     conditions: [],
     requirements: undefined,
@@ -110,7 +121,11 @@ export function runFunction(req: RunFunctionRequest, log: Logger): RunFunctionRe
   return toResponse(req, core.composite, result);
 }
 
-export function toResponse(req: RunFunctionRequest, composite: Json, core: CoreResponse): RunFunctionResponse {
+export function toResponse(
+  req: RunFunctionRequest,
+  composite: Json,
+  core: CoreResponse,
+): RunFunctionResponse {
   // Desired state from earlier pipeline steps passes through; ours is added beside it.
   const resources: Record<string, Resource> = { ...(req.desired?.resources ?? {}) };
   for (const [key, body] of Object.entries(core.resources)) resources[key] = resource(body);

@@ -1,5 +1,9 @@
+import { RunFunctionRequest } from '@crossplane-org/function-sdk-typescript';
 import { describe, expect, it } from 'vitest';
-import { REQUIRE_CLUSTER_PROVIDER_CONFIGS, REQUIRE_PROVIDER_CONFIGS } from '../function/constants.js';
+import {
+  REQUIRE_CLUSTER_PROVIDER_CONFIGS,
+  REQUIRE_PROVIDER_CONFIGS,
+} from '../function/constants.js';
 import { isFatal, type CoreRequest, type CoreResponse } from '../function/core.js';
 import type { Json } from '../function/k8s/object.js';
 import { cacheModel, composeModelCache } from '../function/modelcache/compose.js';
@@ -29,8 +33,16 @@ const pvcSpec = (res: CoreResponse): unknown => res.resources['a/pvc']?.['spec']
 
 describe('no PVC leaves desired state because an input is briefly missing', () => {
   // held: echoed exactly as observed (provider defaults included); recomputed: as composed before.
-  const cases: { reason: string; kept: 'held' | 'recomputed'; mutate: (req: CoreRequest) => void }[] = [
-    { reason: 'required resources not resolved yet', kept: 'held', mutate: (req) => (req.required = {}) },
+  const cases: {
+    reason: string;
+    kept: 'held' | 'recomputed';
+    mutate: (req: CoreRequest) => void;
+  }[] = [
+    {
+      reason: 'required resources not resolved yet',
+      kept: 'held',
+      mutate: (req) => (req.required = {}),
+    },
     {
       reason: 'the provider config is not listed (deleted, or not reported yet)',
       kept: 'held',
@@ -45,12 +57,15 @@ describe('no PVC leaves desired state because an input is briefly missing', () =
       reason: 'the InferenceCluster reports its class absent',
       kept: 'recomputed',
       mutate: (req) =>
-        (req.required['inference-clusters'] = [f.inferenceClusterXR('a', { storageClassName: 'nfs-rwx', classExists: false })]),
+        (req.required['inference-clusters'] = [
+          f.inferenceClusterXR('a', { storageClassName: 'nfs-rwx', classExists: false }),
+        ]),
     },
     {
       reason: 'the InferenceCluster is briefly malformed',
       kept: 'held',
-      mutate: (req) => (req.required['inference-clusters'] = [{ metadata: { name: 'a' }, spec: {} }]),
+      mutate: (req) =>
+        (req.required['inference-clusters'] = [{ metadata: { name: 'a' }, spec: {} }]),
     },
     {
       reason: 'the credential Secret was removed from the control plane',
@@ -58,7 +73,10 @@ describe('no PVC leaves desired state because an input is briefly missing', () =
       mutate: (req) => {
         const creds = req.observed['a/credentials'];
         if (!creds) throw new Error('no credentials Object');
-        req.observed['a/credentials'] = f.syncFailed(creds, 'cannot get referenced resource: secrets "hf-token" not found');
+        req.observed['a/credentials'] = f.syncFailed(
+          creds,
+          'cannot get referenced resource: secrets "hf-token" not found',
+        );
       },
     },
   ];
@@ -80,7 +98,11 @@ describe('no PVC leaves desired state because an input is briefly missing', () =
     const after = compose(req);
     expect(after.resources).toEqual({});
     expect(after.events).toEqual([
-      { severity: 'Normal', reason: 'ClusterDeselected', message: 'cluster a: no longer matched; its cache volume and Objects are removed' },
+      {
+        severity: 'Normal',
+        reason: 'ClusterDeselected',
+        message: 'cluster a: no longer matched; its cache volume and Objects are removed',
+      },
     ]);
   });
 
@@ -94,7 +116,11 @@ describe('no PVC leaves desired state because an input is briefly missing', () =
     req.observed['a/credentials'] = f.syncFailed(creds, 'secrets "hf-token" not found');
     const clusters = compose(req).status['clusters'] as Json[];
     expect(clusters.map((c) => [c['phase'], c['reason'], c['message']])).toEqual([
-      ['Pending', 'WaitingForCredentials', 'Secret team-a/hf-token cannot be copied to cluster a yet; check that it exists'],
+      [
+        'Pending',
+        'WaitingForCredentials',
+        'Secret team-a/hf-token cannot be copied to cluster a yet; check that it exists',
+      ],
     ]);
   });
 });
@@ -107,7 +133,10 @@ describe('latching', () => {
     const latched = w.reconcile();
     const jobKey = Object.keys(latched.resources).find((k) => k.startsWith('a/fetch-'));
     expect(jobKey).toBeDefined();
-    expect((latched.resources[jobKey ?? ''] as { spec: Json }).spec['managementPolicies']).toEqual(['Observe', 'Delete']);
+    expect((latched.resources[jobKey ?? ''] as { spec: Json }).spec['managementPolicies']).toEqual([
+      'Observe',
+      'Delete',
+    ]);
     w.set('a', { job: undefined });
     const after = w.reconcile();
     expect(Object.keys(after.resources).sort()).toEqual(['a/namespace', 'a/pvc']);
@@ -128,7 +157,10 @@ describe('latching', () => {
 
 describe('determinism', () => {
   it('gives byte-identical output for the same request, whatever the input order', () => {
-    const w = new World(f.HF_WEIGHTS, ['c', 'a', 'b'].map((n) => f.inferenceClusterXR(n, NFS)));
+    const w = new World(
+      f.HF_WEIGHTS,
+      ['c', 'a', 'b'].map((n) => f.inferenceClusterXR(n, NFS)),
+    );
     w.reconcile();
     w.set('a', { claim: 'Bound', job: { state: 'running', done: 1, total: 2 } });
     w.set('b', { claim: 'Pending' });
@@ -138,7 +170,10 @@ describe('determinism', () => {
     const shuffled: CoreRequest = {
       ...req,
       observed: Object.fromEntries(Object.entries(req.observed).reverse()),
-      required: { ...req.required, 'inference-clusters': [...(req.required['inference-clusters'] ?? [])].reverse() },
+      required: {
+        ...req.required,
+        'inference-clusters': [...(req.required['inference-clusters'] ?? [])].reverse(),
+      },
     };
     expect(twice).toEqual(once);
     expect(JSON.stringify(compose(shuffled))).toEqual(once);
@@ -184,7 +219,7 @@ describe('secrets never pass through the Function', () => {
     const creds = req.observed['a/credentials'];
     if (!creds) throw new Error('no credentials Object');
     const spec = creds['spec'] as Json;
-    const manifest = ((spec['forProvider'] as Json)['manifest'] as Json);
+    const manifest = (spec['forProvider'] as Json)['manifest'] as Json;
     const withData = { ...manifest, data: { HF_TOKEN: b64 }, stringData: { HF_TOKEN: SENTINEL } };
     req.observed['a/credentials'] = {
       ...creds,
@@ -196,19 +231,24 @@ describe('secrets never pass through the Function', () => {
 
   const variants: { reason: string; mutate: (req: CoreRequest) => void }[] = [
     { reason: 'while hydrating', mutate: () => undefined },
-    { reason: 'while requirements are unresolved (resources are held)', mutate: (req) => (req.required = {}) },
-    { reason: 'while the provider config is missing', mutate: (req) => (req.required[REQUIRE_PROVIDER_CONFIGS] = [], req.required[REQUIRE_CLUSTER_PROVIDER_CONFIGS] = []) },
+    {
+      reason: 'while requirements are unresolved (resources are held)',
+      mutate: (req) => (req.required = {}),
+    },
+    {
+      reason: 'while the provider config is missing',
+      mutate: (req) => (
+        (req.required[REQUIRE_PROVIDER_CONFIGS] = []),
+        (req.required[REQUIRE_CLUSTER_PROVIDER_CONFIGS] = [])
+      ),
+    },
   ];
   it.each(variants)('$reason', ({ mutate }) => {
     const req = leakyObserved(hydrating());
     mutate(req);
     const core = compose(req);
     const wire = JSON.stringify(
-      toResponse(
-        { meta: { tag: 't', capabilities: [] }, observed: undefined, desired: undefined, extraResources: {}, credentials: {}, requiredResources: {}, requiredSchemas: {} },
-        req.composite,
-        core,
-      ),
+      toResponse(RunFunctionRequest.fromPartial({ meta: { tag: 't' } }), req.composite, core),
     );
     expect(wire.includes(SENTINEL)).toBe(false);
     expect(wire.includes(b64)).toBe(false);

@@ -15,8 +15,18 @@ interface Row {
 }
 
 function rows(step: string, res: CoreResponse): Row[] {
-  const clusters = (res.status['clusters'] ?? []) as { name: string; phase: string; reason: string }[];
-  return clusters.map((c) => ({ step, cluster: c.name, phase: c.phase, reason: c.reason, roles: rolesOf(res, c.name) }));
+  const clusters = (res.status['clusters'] ?? []) as {
+    name: string;
+    phase: string;
+    reason: string;
+  }[];
+  return clusters.map((c) => ({
+    step,
+    cluster: c.name,
+    phase: c.phase,
+    reason: c.reason,
+    roles: rolesOf(res, c.name),
+  }));
 }
 
 const ALL = ['credentials', 'fetch', 'namespace', 'pvc'];
@@ -24,7 +34,10 @@ const KEPT = ['namespace', 'pvc'];
 
 describe('ModelCache lifecycle on three clusters', () => {
   it('walks creation to Ready, a failure, and a refetch recovery, printing every transition', () => {
-    const w = new World(f.HF_WEIGHTS, ['a', 'b', 'c'].map((n) => f.inferenceClusterXR(n, NFS)));
+    const w = new World(
+      f.HF_WEIGHTS,
+      ['a', 'b', 'c'].map((n) => f.inferenceClusterXR(n, NFS)),
+    );
     const table: Row[] = [];
     const ready: Record<string, boolean> = {};
     const step = (name: string, before: () => void): void => {
@@ -52,9 +65,16 @@ describe('ModelCache lifecycle on three clusters', () => {
     step('5 a staged, c fails', () => {
       w.set('a', { job: { state: 'complete', revision: '0e9e39f2' } });
       w.set('b', { job: { state: 'running', done: 3 * GiB, total: 4 * GiB } });
-      w.set('c', { job: { state: 'failed', error: 'model-00002.safetensors: connection reset after 5 retries' } });
+      w.set('c', {
+        job: {
+          state: 'failed',
+          error: 'model-00002.safetensors: connection reset after 5 retries',
+        },
+      });
     });
-    step('6 latched', () => w.set('b', { job: { state: 'complete', revision: '0e9e39f2' } }));
+    step('6 latched', () => {
+      w.set('b', { job: { state: 'complete', revision: '0e9e39f2' } });
+    });
     step('7 jobs cleaned up', () => {
       w.set('a', { job: undefined });
       w.set('b', { job: undefined });
@@ -64,18 +84,33 @@ describe('ModelCache lifecycle on three clusters', () => {
       w.annotations = { 'modelplane.ai/refetch': '2026-11-27' };
     });
     step('9 re-staging', () => {
-      for (const n of ['a', 'b', 'c']) w.set(n, { job: { state: 'running', done: 2 * GiB, total: 4 * GiB } });
+      for (const n of ['a', 'b', 'c'])
+        w.set(n, { job: { state: 'running', done: 2 * GiB, total: 4 * GiB } });
     });
     step('10 staged', () => {
-      for (const n of ['a', 'b', 'c']) w.set(n, { job: { state: 'complete', revision: '0e9e39f2' } });
+      for (const n of ['a', 'b', 'c'])
+        w.set(n, { job: { state: 'complete', revision: '0e9e39f2' } });
     });
     step('11 cleaned up', () => {
       for (const n of ['a', 'b', 'c']) w.set(n, { job: undefined });
     });
 
-    console.log(table.map((r) => `${r.step.padEnd(22)} ${r.cluster}  ${`${r.phase}/${r.reason}`.padEnd(26)} ${r.roles.join(',')}`).join('\n'));
+    console.log(
+      table
+        .map(
+          (r) =>
+            `${r.step.padEnd(22)} ${r.cluster}  ${`${r.phase}/${r.reason}`.padEnd(26)} ${r.roles.join(',')}`,
+        )
+        .join('\n'),
+    );
 
-    const r = (step: string, cluster: string, phase: string, reason: string, roles: string[]): Row => ({ step, cluster, phase, reason, roles });
+    const r = (
+      step: string,
+      cluster: string,
+      phase: string,
+      reason: string,
+      roles: string[],
+    ): Row => ({ step, cluster, phase, reason, roles });
     expect(table).toEqual([
       r('2 created', 'a', 'Pending', 'PVCPending', ALL),
       r('2 created', 'b', 'Pending', 'PVCPending', ALL),

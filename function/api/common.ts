@@ -42,7 +42,10 @@ export const absolutePath = z
   .min(1)
   .max(255)
   .regex(/^\//, 'must be an absolute path')
-  .refine((p) => p === '/' || hasSafeSegments(p.slice(1)), 'must not contain empty, "." or ".." segments');
+  .refine(
+    (p) => p === '/' || hasSafeSegments(p.slice(1)),
+    'must not contain empty, "." or ".." segments',
+  );
 
 /** An http(s) URL. */
 export const httpUrl = z

@@ -6,7 +6,9 @@ export const DEFAULT_FETCH_IMAGE = 'xpkg.crossplane.io/modelplane-ai/function-mo
 /** The fetch program's entrypoint inside that image; exec form, no shell. */
 export const DEFAULT_FETCH_COMMAND = ['/nodejs/bin/node', '/app/dist/function/fetch/main.js'];
 
-const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a Kubernetes quantity');
+const quantity = z
+  .string()
+  .regex(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a Kubernetes quantity');
 const resourceList = z.object({ cpu: quantity.optional(), memory: quantity.optional() });
 
 /**
@@ -29,7 +31,10 @@ export const functionInput = z.object({
       backoffLimit: z.number().int().min(0).max(20).default(3),
       resources: z
         .object({ requests: resourceList.optional(), limits: resourceList.optional() })
-        .default({ requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '2', memory: '2Gi' } }),
+        .default({
+          requests: { cpu: '500m', memory: '512Mi' },
+          limits: { cpu: '2', memory: '2Gi' },
+        }),
     })
     .prefault({}),
   /** Namespace of the Objects an InferenceCluster composes (it is cluster-scoped; Objects are not). */

@@ -29,13 +29,14 @@ export const huggingFaceSource = z.object({
     .string()
     .min(1)
     .max(200)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/, 'must be "name" or "owner/name"'),
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/,
+      'must be "name" or "owner/name"',
+    ),
   revision: z.string().min(1).max(255).default('main'),
   include: z.array(glob).max(GLOBS_MAX).optional(),
   exclude: z.array(glob).max(GLOBS_MAX).optional(),
-  secretRef: z
-    .object({ name: objectName, key: dataKey.default(DEFAULT_HF_TOKEN_KEY) })
-    .optional(),
+  secretRef: z.object({ name: objectName, key: dataKey.default(DEFAULT_HF_TOKEN_KEY) }).optional(),
   endpoint: httpUrl.optional(),
 });
 
@@ -64,9 +65,14 @@ export const inlineSource = z.object({
   files: z
     .record(relativePath, z.string().max(INLINE_TOTAL_MAX_BYTES))
     .refine((f) => Object.keys(f).length >= 1, 'must hold at least one file')
-    .refine((f) => Object.keys(f).length <= INLINE_MAX_FILES, `must hold at most ${INLINE_MAX_FILES} files`)
     .refine(
-      (f) => Object.values(f).reduce((n, v) => n + Buffer.byteLength(v, 'utf8'), 0) <= INLINE_TOTAL_MAX_BYTES,
+      (f) => Object.keys(f).length <= INLINE_MAX_FILES,
+      `must hold at most ${INLINE_MAX_FILES} files`,
+    )
+    .refine(
+      (f) =>
+        Object.values(f).reduce((n, v) => n + Buffer.byteLength(v, 'utf8'), 0) <=
+        INLINE_TOTAL_MAX_BYTES,
       `inline files must total at most ${INLINE_TOTAL_MAX_BYTES} bytes; use a ConfigMap or a remote source`,
     ),
 });
@@ -92,8 +98,7 @@ export const modelCacheSpec = z
     }),
     mount: z
       .object({
-        path: absolutePath
-          .default(DEFAULT_MOUNT_PATH),
+        path: absolutePath.default(DEFAULT_MOUNT_PATH),
       })
       .prefault({}),
     storage: z
@@ -129,7 +134,11 @@ export const modelCacheSpec = z
         message: 'inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights',
       });
     }
-    if (spec.storage.backend === 'PVC' && REMOTE_SOURCES.includes(member) && spec.storage.pvc?.sizeGiB === undefined) {
+    if (
+      spec.storage.backend === 'PVC' &&
+      REMOTE_SOURCES.includes(member) &&
+      spec.storage.pvc?.sizeGiB === undefined
+    ) {
       ctx.addIssue({
         code: 'custom',
         path: ['storage', 'pvc', 'sizeGiB'],

@@ -7,7 +7,13 @@ import {
   REASON_CLASS_NOT_SET,
   REASON_CLASS_UNKNOWN,
 } from '../constants.js';
-import { describeIssues, type CoreCondition, type CoreEvent, type CoreRequest, type CoreResult } from '../core.js';
+import {
+  describeIssues,
+  type CoreCondition,
+  type CoreEvent,
+  type CoreRequest,
+  type CoreResult,
+} from '../core.js';
 import {
   at,
   conditionsAt,
@@ -28,8 +34,11 @@ type ClassState = { exists: true; provisioner: string | undefined } | { exists: 
 function observeClass(observedObject: Json | undefined): ClassState {
   if (observedObject === undefined) return undefined;
   const manifest = remoteManifest(observedObject);
-  if (manifest !== undefined) return { exists: true, provisioner: stringAt(manifest, 'provisioner') };
-  const synced = conditionsAt(observedObject, 'status', 'conditions').find((c) => c.type === 'Synced');
+  if (manifest !== undefined)
+    return { exists: true, provisioner: stringAt(manifest, 'provisioner') };
+  const synced = conditionsAt(observedObject, 'status', 'conditions').find(
+    (c) => c.type === 'Synced',
+  );
   if (synced?.status === 'False' && (synced.message ?? '').includes(NOT_EXIST_MESSAGE)) {
     return { exists: false };
   }
@@ -42,9 +51,11 @@ function observeClass(observedObject: Json | undefined): ClassState {
  */
 export function composeInferenceCluster(req: CoreRequest): CoreResult {
   const input = functionInput.safeParse(req.input ?? {});
-  if (!input.success) return { fatal: `invalid function input: ${describeIssues('input', input.error)}` };
+  if (!input.success)
+    return { fatal: `invalid function input: ${describeIssues('input', input.error)}` };
   const parsed = inferenceClusterSpec.safeParse(req.composite['spec']);
-  if (!parsed.success) return { fatal: `invalid InferenceCluster: ${describeIssues('spec', parsed.error)}` };
+  if (!parsed.success)
+    return { fatal: `invalid InferenceCluster: ${describeIssues('spec', parsed.error)}` };
   const spec = parsed.data;
   const className = spec.storage?.storageClassName;
   const resources: Record<string, Json> = {};
@@ -55,14 +66,19 @@ export function composeInferenceCluster(req: CoreRequest): CoreResult {
       type: CONDITION_STORAGE_CLASS_FOUND,
       status: 'False',
       reason: REASON_CLASS_NOT_SET,
-      message: 'spec.storage.storageClassName is not set: caches on this cluster fail with NoRWXStorageClass unless they name a class',
+      message:
+        'spec.storage.storageClassName is not set: caches on this cluster fail with NoRWXStorageClass unless they name a class',
     };
   } else {
     storage['storageClassName'] = className;
     const obj = providerObject({
       providerConfigRef: spec.providerConfigRef,
       managementPolicies: ['Observe'],
-      manifest: { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: className } },
+      manifest: {
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'StorageClass',
+        metadata: { name: className },
+      },
     });
     // The XR is cluster-scoped and Objects are namespaced: the namespace must be explicit.
     obj['metadata'] = { namespace: input.data.inferenceClusterNamespace };

@@ -53,7 +53,9 @@ export function providerObject(opts: ObjectOptions): Json {
 
 /** Narrow an unknown value to a JSON object. */
 export function asJson(value: unknown): Json | undefined {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : undefined;
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Json)
+    : undefined;
 }
 
 /** Follow a path of keys through nested JSON objects. */

@@ -9,7 +9,10 @@ import { composeModelCache } from './compose.js';
 const NFS = { storageClassName: 'nfs-rwx', classExists: true };
 
 /** Compose once with nothing observed, then observe the given resources and compose again. */
-function withObserved(req: CoreRequest, pick: (desired: Record<string, Json>) => Record<string, Json>): CoreRequest {
+function withObserved(
+  req: CoreRequest,
+  pick: (desired: Record<string, Json>) => Record<string, Json>,
+): CoreRequest {
   const first = composeModelCache(req);
   if ('fatal' in first) throw new Error(first.fatal);
   return { ...req, observed: pick(first.resources) };
@@ -24,17 +27,26 @@ function key(resources: Record<string, Json>, prefix: string): Json {
 const cases: { name: string; reason: string; req: CoreRequest }[] = [
   {
     name: 'hf-weights-fresh',
-    reason: 'a new cache on one cluster composes namespace, RWX claim, credential copy and prefetch Job; Pending until the claim binds',
+    reason:
+      'a new cache on one cluster composes namespace, RWX claim, credential copy and prefetch Job; Pending until the claim binds',
     req: f.request(f.modelCache(f.HF_WEIGHTS), [f.inferenceClusterXR('us-east', NFS)]),
   },
   {
     name: 's3-private-endpoint',
-    reason: 'an S3-compatible source copies the whole credential Secret and passes region and endpoint in the plan',
+    reason:
+      'an S3-compatible source copies the whole credential Secret and passes region and endpoint in the plan',
     req: f.request(
       f.modelCache({
         artifact: {
           kind: 'Weights',
-          source: { s3: { uri: 's3://models/qwen2/7b/', region: 'eu-west-1', endpoint: 'https://minio.internal:9000', secretRef: { name: 's3-creds' } } },
+          source: {
+            s3: {
+              uri: 's3://models/qwen2/7b/',
+              region: 'eu-west-1',
+              endpoint: 'https://minio.internal:9000',
+              secretRef: { name: 's3-creds' },
+            },
+          },
         },
         storage: { pvc: { sizeGiB: 20, storageClassName: 'cephfs' } },
       }),
@@ -48,7 +60,13 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
       f.modelCache({
         artifact: {
           kind: 'Bytes',
-          source: { http: { url: 'https://example.com/data/vocab.bin?x=1', sha256: 'a'.repeat(64), secretRef: { name: 'http-token', key: 'token' } } },
+          source: {
+            http: {
+              url: 'https://example.com/data/vocab.bin?x=1',
+              sha256: 'a'.repeat(64),
+              secretRef: { name: 'http-token', key: 'token' },
+            },
+          },
         },
         storage: { pvc: { sizeGiB: 1 } },
       }),
@@ -57,11 +75,22 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
   },
   {
     name: 'inline-tokenizer',
-    reason: 'inline files travel in a ConfigMap with positional keys mapped back to their paths; the claim is sized 1 GiB',
+    reason:
+      'inline files travel in a ConfigMap with positional keys mapped back to their paths; the claim is sized 1 GiB',
     req: f.request(
       f.modelCache(
         {
-          artifact: { kind: 'Tokenizer', source: { inline: { files: { 'tokenizer_config.json': '{"a":1}', 'templates/chat.jinja': '{{ messages }}' } } } },
+          artifact: {
+            kind: 'Tokenizer',
+            source: {
+              inline: {
+                files: {
+                  'tokenizer_config.json': '{"a":1}',
+                  'templates/chat.jinja': '{{ messages }}',
+                },
+              },
+            },
+          },
           mount: { path: '/mnt/tokenizer' },
         },
         { name: 'tok' },
@@ -71,9 +100,18 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
   },
   {
     name: 'configmap-bytes',
-    reason: 'a ConfigMap source is copied to the cluster by provider-kubernetes, never read by the Function',
+    reason:
+      'a ConfigMap source is copied to the cluster by provider-kubernetes, never read by the Function',
     req: f.request(
-      f.modelCache({ artifact: { kind: 'Bytes', source: { configMap: { name: 'prompts', items: ['system.txt'] } } } }, { name: 'prompts' }),
+      f.modelCache(
+        {
+          artifact: {
+            kind: 'Bytes',
+            source: { configMap: { name: 'prompts', items: ['system.txt'] } },
+          },
+        },
+        { name: 'prompts' },
+      ),
       [f.inferenceClusterXR('us-east', NFS)],
     ),
   },
@@ -85,7 +123,9 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
   {
     name: 'storage-class-absent',
     reason: 'a class the InferenceCluster observed to be absent fails fast',
-    req: f.request(f.modelCache(f.HF_WEIGHTS), [f.inferenceClusterXR('edge-1', { storageClassName: 'nfs-rwx', classExists: false })]),
+    req: f.request(f.modelCache(f.HF_WEIGHTS), [
+      f.inferenceClusterXR('edge-1', { storageClassName: 'nfs-rwx', classExists: false }),
+    ]),
   },
   {
     name: 'provider-config-missing',
@@ -99,7 +139,10 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
   {
     name: 'no-clusters',
     reason: 'no matching cluster: ClustersMatched False and the XR is not Ready',
-    req: f.request(f.modelCache({ ...f.HF_WEIGHTS, clusterSelector: { matchLabels: { region: 'mars' } } }), []),
+    req: f.request(
+      f.modelCache({ ...f.HF_WEIGHTS, clusterSelector: { matchLabels: { region: 'mars' } } }),
+      [],
+    ),
   },
   {
     name: 'requirements-unresolved',
@@ -111,7 +154,10 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
     reason: 'ExistingPVC only observes the named claim and is Ready once it is Bound',
     req: withObserved(
       f.request(
-        f.modelCache({ artifact: { kind: 'Weights', source: { huggingFace: { repo: 'org/m' } } }, storage: { backend: 'ExistingPVC', existingPVC: { claimName: 'shared-weights' } } }),
+        f.modelCache({
+          artifact: { kind: 'Weights', source: { huggingFace: { repo: 'org/m' } } },
+          storage: { backend: 'ExistingPVC', existingPVC: { claimName: 'shared-weights' } },
+        }),
         [f.inferenceClusterXR('us-east', NFS)],
       ),
       (d) => ({ 'us-east/pvc': f.pvcObserved(key(d, 'us-east/pvc'), 'Bound') }),
@@ -119,7 +165,8 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
   },
   {
     name: 'three-clusters-mixed',
-    reason: 'per-cluster phases aggregate into summary and conditions: one hydrating with progress, one failed, one pending',
+    reason:
+      'per-cluster phases aggregate into summary and conditions: one hydrating with progress, one failed, one pending',
     req: withObserved(
       f.request(f.modelCache(f.HF_WEIGHTS), [
         f.inferenceClusterXR('us-west', NFS),
@@ -128,9 +175,15 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
       ]),
       (d) => ({
         'us-east/pvc': f.pvcObserved(key(d, 'us-east/pvc'), 'Bound'),
-        [Object.keys(d).find((k) => k.startsWith('us-east/fetch-')) ?? '']: f.jobObserved(key(d, 'us-east/fetch-'), { state: 'running', done: 5 * 2 ** 30, total: 16 * 2 ** 30 }),
+        [Object.keys(d).find((k) => k.startsWith('us-east/fetch-')) ?? '']: f.jobObserved(
+          key(d, 'us-east/fetch-'),
+          { state: 'running', done: 5 * 2 ** 30, total: 16 * 2 ** 30 },
+        ),
         'eu-west/pvc': f.pvcObserved(key(d, 'eu-west/pvc'), 'Bound'),
-        [Object.keys(d).find((k) => k.startsWith('eu-west/fetch-')) ?? '']: f.jobObserved(key(d, 'eu-west/fetch-'), { state: 'failed', error: 'model.safetensors: sha256 mismatch' }),
+        [Object.keys(d).find((k) => k.startsWith('eu-west/fetch-')) ?? '']: f.jobObserved(
+          key(d, 'eu-west/fetch-'),
+          { state: 'failed', error: 'model.safetensors: sha256 mismatch' },
+        ),
       }),
     ),
   },
@@ -147,23 +200,36 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
   const bad: { reason: string; spec: Json; fatal: string }[] = [
     {
       reason: 'two sources set',
-      spec: { artifact: { kind: 'Weights', source: { huggingFace: { repo: 'a/b' }, s3: { uri: 's3://bkt/x' } } }, storage: { pvc: { sizeGiB: 1 } } },
-      fatal: 'invalid ModelCache: spec.artifact.source: exactly one of huggingFace, s3, http, inline, configMap must be set (found huggingFace, s3)',
+      spec: {
+        artifact: {
+          kind: 'Weights',
+          source: { huggingFace: { repo: 'a/b' }, s3: { uri: 's3://bkt/x' } },
+        },
+        storage: { pvc: { sizeGiB: 1 } },
+      },
+      fatal:
+        'invalid ModelCache: spec.artifact.source: exactly one of huggingFace, s3, http, inline, configMap must be set (found huggingFace, s3)',
     },
     {
       reason: 'Weights from inline text',
       spec: { artifact: { kind: 'Weights', source: { inline: { files: { a: 'b' } } } } },
-      fatal: 'invalid ModelCache: spec.artifact.source.inline: inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights',
+      fatal:
+        'invalid ModelCache: spec.artifact.source.inline: inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights',
     },
     {
       reason: 'remote source without a size',
       spec: { artifact: { kind: 'Weights', source: { huggingFace: { repo: 'a/b' } } } },
-      fatal: 'invalid ModelCache: spec.storage.pvc.sizeGiB: is required for huggingFace sources: the volume is sized before the download starts',
+      fatal:
+        'invalid ModelCache: spec.storage.pvc.sizeGiB: is required for huggingFace sources: the volume is sized before the download starts',
     },
     {
       reason: 'a v0.2 artifact kind',
-      spec: { artifact: { kind: 'Adapter', source: { huggingFace: { repo: 'a/b' } } }, storage: { pvc: { sizeGiB: 1 } } },
-      fatal: 'invalid ModelCache: spec.artifact.kind: Invalid option: expected one of "Weights"|"Tokenizer"|"Bytes"',
+      spec: {
+        artifact: { kind: 'Adapter', source: { huggingFace: { repo: 'a/b' } } },
+        storage: { pvc: { sizeGiB: 1 } },
+      },
+      fatal:
+        'invalid ModelCache: spec.artifact.kind: Invalid option: expected one of "Weights"|"Tokenizer"|"Bytes"',
     },
     {
       reason: 'a relative mount path',
@@ -179,13 +245,33 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
 describe('composeModelCache: requirements', () => {
   it('selects InferenceClusters by the cache selector and lists provider configs, identically on every call', () => {
     const xr = f.modelCache({ ...f.HF_WEIGHTS, clusterSelector: { matchLabels: { gpu: 'h100' } } });
-    const first = composeModelCache({ composite: xr, observed: {}, required: {}, input: undefined });
-    const second = composeModelCache(f.request(xr, [f.inferenceClusterXR('a', { ...NFS, labels: { gpu: 'h100' } })]));
+    const first = composeModelCache({
+      composite: xr,
+      observed: {},
+      required: {},
+      input: undefined,
+    });
+    const second = composeModelCache(
+      f.request(xr, [f.inferenceClusterXR('a', { ...NFS, labels: { gpu: 'h100' } })]),
+    );
     if ('fatal' in first || 'fatal' in second) throw new Error('unexpected fatal');
     expect(first.requirements).toEqual({
-      [REQUIRE_CLUSTERS]: { apiVersion: 'modelplane.ai/v1alpha1', kind: 'InferenceCluster', matchLabels: { gpu: 'h100' } },
-      [REQUIRE_CLUSTER_PROVIDER_CONFIGS]: { apiVersion: 'kubernetes.m.crossplane.io/v1alpha1', kind: 'ClusterProviderConfig', matchLabels: {} },
-      'provider-configs': { apiVersion: 'kubernetes.m.crossplane.io/v1alpha1', kind: 'ProviderConfig', matchLabels: {}, namespace: 'team-a' },
+      [REQUIRE_CLUSTERS]: {
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'InferenceCluster',
+        matchLabels: { gpu: 'h100' },
+      },
+      [REQUIRE_CLUSTER_PROVIDER_CONFIGS]: {
+        apiVersion: 'kubernetes.m.crossplane.io/v1alpha1',
+        kind: 'ClusterProviderConfig',
+        matchLabels: {},
+      },
+      'provider-configs': {
+        apiVersion: 'kubernetes.m.crossplane.io/v1alpha1',
+        kind: 'ProviderConfig',
+        matchLabels: {},
+        namespace: 'team-a',
+      },
     });
     expect(second.requirements).toEqual(first.requirements);
   });

@@ -98,7 +98,10 @@ function clusterView(ic: InferenceCluster): ClusterView {
 }
 
 /** A provider config that is known not to exist blocks the cluster; not knowing does not. */
-function providerConfigBlocker(view: ClusterView, required: CoreRequest['required']): Blocker | undefined {
+function providerConfigBlocker(
+  view: ClusterView,
+  required: CoreRequest['required'],
+): Blocker | undefined {
   const ref = view.providerConfigRef;
   const list =
     ref.kind === 'ClusterProviderConfig'
@@ -156,9 +159,11 @@ function previousConditions(status: unknown): CoreCondition[] {
  */
 export function composeModelCache(req: CoreRequest): CoreResult {
   const input = functionInput.safeParse(req.input ?? {});
-  if (!input.success) return { fatal: `invalid function input: ${describeIssues('input', input.error)}` };
+  if (!input.success)
+    return { fatal: `invalid function input: ${describeIssues('input', input.error)}` };
   const meta = modelCacheMetadata.safeParse(req.composite['metadata']);
-  if (!meta.success) return { fatal: `invalid ModelCache: ${describeIssues('metadata', meta.error)}` };
+  if (!meta.success)
+    return { fatal: `invalid ModelCache: ${describeIssues('metadata', meta.error)}` };
   const spec = modelCacheSpec.safeParse(req.composite['spec']);
   if (!spec.success) return { fatal: `invalid ModelCache: ${describeIssues('spec', spec.error)}` };
   return composeParsed(req, input.data, meta.data, spec.data);
@@ -174,7 +179,10 @@ function composeParsed(
   const prevStatus = asJson(req.composite['status']);
   const previous = previousClusters(prevStatus);
   const observed = groupObserved(req.observed);
-  const common = { requirements: requirements(spec, cache.namespace), ttlSeconds: input.ttlSeconds };
+  const common = {
+    requirements: requirements(spec, cache.namespace),
+    ttlSeconds: input.ttlSeconds,
+  };
   const backend = backendFor(spec.storage.backend);
 
   const requiredClusters = req.required[REQUIRE_CLUSTERS];

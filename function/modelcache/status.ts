@@ -42,19 +42,21 @@ export function previousClusters(status: unknown): Map<string, ClusterStatus> {
 
 /** Names listed in a message, capped so a 1000-cluster fleet does not make a 1000-name line. */
 function listed(items: string[], max = 5): string {
-  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+  return items.length <= max
+    ? items.join(', ')
+    : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
 }
 
-export function buildStatus(
-  mountPath: string,
-  source: string,
-  clusters: ClusterStatus[],
-): Json {
+export function buildStatus(mountPath: string, source: string, clusters: ClusterStatus[]): Json {
   const ready = clusters.filter((c) => c.phase === 'Ready').length;
   return {
     mountPath,
     source,
-    summary: { ready: `${ready}/${clusters.length}`, readyClusters: ready, matchedClusters: clusters.length },
+    summary: {
+      ready: `${ready}/${clusters.length}`,
+      readyClusters: ready,
+      matchedClusters: clusters.length,
+    },
     clusters: clusters.map((c) => ({ ...c })),
   };
 }
@@ -83,7 +85,10 @@ export function buildConditions(clusters: ClusterStatus[]): CoreCondition[] {
       type: CONDITION_ARTIFACT_READY,
       status: 'False',
       reason: REASON_SOME_FAILED,
-      message: `failed on ${listed(failed.map((c) => `${c.name} (${c.reason}: ${c.message})`), 3)}`,
+      message: `failed on ${listed(
+        failed.map((c) => `${c.name} (${c.reason}: ${c.message})`),
+        3,
+      )}`,
     };
   } else if (waiting.length > 0) {
     artifact = {

@@ -15,7 +15,10 @@ import type { Json } from '../../function/k8s/object.js';
 
 export const NS = 'team-a';
 
-export function modelCache(spec: Json, opts: { name?: string; annotations?: Record<string, string>; status?: Json } = {}): Json {
+export function modelCache(
+  spec: Json,
+  opts: { name?: string; annotations?: Record<string, string>; status?: Json } = {},
+): Json {
   return {
     apiVersion: API_VERSION,
     kind: 'ModelCache',
@@ -33,7 +36,13 @@ export function modelCache(spec: Json, opts: { name?: string; annotations?: Reco
 export const HF_WEIGHTS: Json = {
   artifact: {
     kind: 'Weights',
-    source: { huggingFace: { repo: 'meta-llama/Llama-3.1-8B-Instruct', revision: 'main', secretRef: { name: 'hf-token' } } },
+    source: {
+      huggingFace: {
+        repo: 'meta-llama/Llama-3.1-8B-Instruct',
+        revision: 'main',
+        secretRef: { name: 'hf-token' },
+      },
+    },
   },
   storage: { pvc: { sizeGiB: 40 } },
 };
@@ -48,7 +57,8 @@ export function inferenceClusterXR(
   } = {},
 ): Json {
   const pc = opts.providerConfig ?? { kind: 'ClusterProviderConfig', name: name };
-  const storage = opts.storageClassName !== undefined ? { storageClassName: opts.storageClassName } : undefined;
+  const storage =
+    opts.storageClassName !== undefined ? { storageClassName: opts.storageClassName } : undefined;
   return {
     apiVersion: API_VERSION,
     kind: 'InferenceCluster',
@@ -57,7 +67,12 @@ export function inferenceClusterXR(
     status: {
       providerConfigRef: pc,
       ...(storage
-        ? { storage: { ...storage, ...(opts.classExists !== undefined ? { classExists: opts.classExists } : {}) } }
+        ? {
+            storage: {
+              ...storage,
+              ...(opts.classExists !== undefined ? { classExists: opts.classExists } : {}),
+            },
+          }
         : {}),
     },
   };
@@ -77,7 +92,7 @@ export function request(
   xr: Json,
   clusters: Json[],
   observed: Record<string, Json> = {},
-  input: unknown = undefined,
+  input?: unknown,
 ): CoreRequest {
   return {
     composite: xr,
@@ -97,11 +112,19 @@ export function request(
  * An observed Object: what Crossplane hands back for a desired Object once
  * provider-kubernetes has synced it, with the remote object (status included).
  */
-export function observedObject(desired: Json, remote: Json | undefined, conditions: Json[] = []): Json {
+export function observedObject(
+  desired: Json,
+  remote: Json | undefined,
+  conditions: Json[] = [],
+): Json {
   const spec = desired['spec'] as Json;
   return {
     ...desired,
-    metadata: { name: 'llama-x1y2z', namespace: NS, annotations: { 'crossplane.io/composition-resource-name': 'x' } },
+    metadata: {
+      name: 'llama-x1y2z',
+      namespace: NS,
+      annotations: { 'crossplane.io/composition-resource-name': 'x' },
+    },
     spec: { ...spec, managementPolicies: spec['managementPolicies'] ?? ['*'] },
     status: {
       ...(remote ? { atProvider: { manifest: remote } } : {}),
@@ -111,7 +134,7 @@ export function observedObject(desired: Json, remote: Json | undefined, conditio
 }
 
 function manifestOf(desired: Json): Json {
-  return (((desired['spec'] as Json)['forProvider'] as Json)['manifest'] as Json);
+  return ((desired['spec'] as Json)['forProvider'] as Json)['manifest'] as Json;
 }
 
 /** The remote PVC as observed, in the given phase. */
@@ -146,7 +169,14 @@ export function jobObserved(desired: Json, obs: JobObservation): Json {
     case 'failed':
       status = {
         failed: 4,
-        conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }],
+        conditions: [
+          {
+            type: 'Failed',
+            status: 'True',
+            reason: 'BackoffLimitExceeded',
+            message: 'Job has reached the specified backoff limit',
+          },
+        ],
       };
       if (obs.error !== undefined) annotations[ANNOTATION_FETCH_ERROR] = obs.error;
       break;
@@ -163,5 +193,7 @@ export function syncFailed(desired: Json, message: string): Json {
 
 /** Fully synced Object with its remote object as desired (namespace, Secret, ConfigMap). */
 export function synced(desired: Json): Json {
-  return observedObject(desired, manifestOf(desired), [{ type: 'Synced', status: 'True', reason: 'ReconcileSuccess' }]);
+  return observedObject(desired, manifestOf(desired), [
+    { type: 'Synced', status: 'True', reason: 'ReconcileSuccess' },
+  ]);
 }

@@ -30,7 +30,10 @@ export class World {
     public clusters: Json[],
   ) {
     for (const c of clusters) {
-      this.remote.set(String((c['metadata'] as Json)['name']), { claim: undefined, job: undefined });
+      this.remote.set(String((c['metadata'] as Json)['name']), {
+        claim: undefined,
+        job: undefined,
+      });
     }
   }
 
@@ -72,7 +75,9 @@ export class World {
           : f.observedObject(desired, undefined);
       } else if (role.startsWith('fetch-')) {
         // The Object exists once desired; its remote Job may not (not created yet, or removed).
-        observed[key] = remote.job ? f.jobObserved(desired, remote.job) : f.observedObject(desired, undefined);
+        observed[key] = remote.job
+          ? f.jobObserved(desired, remote.job)
+          : f.observedObject(desired, undefined);
       } else {
         observed[key] = f.synced(desired);
       }

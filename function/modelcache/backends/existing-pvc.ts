@@ -12,7 +12,11 @@ export function composeExistingPvc(ctx: ClusterContext): ClusterResult {
   const { cache, cluster, observed, blocker } = ctx;
   const claim = cache.spec.storage.existingPVC?.claimName ?? cache.names.claim;
   const volume = { persistentVolumeClaim: { claimName: claim, readOnly: true } };
-  const status = (phase: ClusterStatus['phase'], reason: string, message: string): ClusterStatus => ({
+  const status = (
+    phase: ClusterStatus['phase'],
+    reason: string,
+    message: string,
+  ): ClusterStatus => ({
     name: cluster.name,
     phase,
     reason,
@@ -21,7 +25,8 @@ export function composeExistingPvc(ctx: ClusterContext): ClusterResult {
     claimName: claim,
     identity: cache.identity,
   });
-  if (blocker) return { resources: {}, status: status('Failed', blocker.reason, blocker.message), volume };
+  if (blocker)
+    return { resources: {}, status: status('Failed', blocker.reason, blocker.message), volume };
   const resources = {
     [ROLE_PVC]: providerObject({
       providerConfigRef: cluster.providerConfigRef,
@@ -38,7 +43,11 @@ export function composeExistingPvc(ctx: ClusterContext): ClusterResult {
   if (phase === 'Bound') {
     return {
       resources,
-      status: status('Ready', REASON.ClaimBound, `existing claim ${cache.namespace}/${claim} is Bound`),
+      status: status(
+        'Ready',
+        REASON.ClaimBound,
+        `existing claim ${cache.namespace}/${claim} is Bound`,
+      ),
       volume,
     };
   }
@@ -47,7 +56,11 @@ export function composeExistingPvc(ctx: ClusterContext): ClusterResult {
     : `is ${phase ?? 'not observed yet'}`;
   return {
     resources,
-    status: status('Pending', REASON.ClaimNotBound, `existing claim ${cache.namespace}/${claim} ${why}`),
+    status: status(
+      'Pending',
+      REASON.ClaimNotBound,
+      `existing claim ${cache.namespace}/${claim} ${why}`,
+    ),
     volume,
   };
 }

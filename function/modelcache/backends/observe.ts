@@ -4,7 +4,14 @@ import {
   ANNOTATION_FETCH_ERROR,
   ANNOTATION_RESOLVED_REVISION,
 } from '../../constants.js';
-import { at, conditionsAt, holdObserved, remoteManifest, stringAt, type Json } from '../../k8s/object.js';
+import {
+  at,
+  conditionsAt,
+  holdObserved,
+  remoteManifest,
+  stringAt,
+  type Json,
+} from '../../k8s/object.js';
 import type { Progress } from '../model.js';
 
 /** What a prefetch Job's observed Object says about the staging. */
@@ -45,7 +52,10 @@ export function observeJob(observedObject: Json | undefined): JobState {
   const total = count(annotation(ANNOTATION_BYTES_TOTAL));
   return {
     state: 'running',
-    progress: done !== undefined && total !== undefined ? { bytesDone: done, bytesTotal: total } : undefined,
+    progress:
+      done !== undefined && total !== undefined
+        ? { bytesDone: done, bytesTotal: total }
+        : undefined,
   };
 }
 

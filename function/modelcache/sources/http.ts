@@ -4,7 +4,10 @@ import type { HttpSpec, SourceContext, SourceParts } from './types.js';
 /** The file name an HTTP download lands under when spec.path is not given. */
 export function httpFileName(url: string): string {
   const path = url.replace(/[?#].*$/, '').replace(/^https?:\/\/[^/]*/, '');
-  const last = path.split('/').filter((s) => s !== '' && s !== '.' && s !== '..').pop();
+  const last = path
+    .split('/')
+    .filter((s) => s !== '' && s !== '.' && s !== '..')
+    .pop();
   return last !== undefined ? decodeURIComponentSafe(last) : 'download';
 }
 
