@@ -8,7 +8,6 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 import {
-  FunctionRunnerServiceService,
   Ready,
   RunFunctionRequest,
   Severity,
@@ -19,6 +18,7 @@ import { generate, type GenerateResult } from 'selfsigned';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { parseFlags } from '../function/server/flags.js';
+import { callRunner, newRunnerClient, type RunnerClient } from './support/grpc-client.js';
 import {
   startServer,
   type RunFunctionHandler,
@@ -69,20 +69,6 @@ function captureLogs(): Capture {
 
 // --- client built like Crossplane's ------------------------------------------------------------
 
-interface RunnerClient extends grpc.Client {
-  runFunction(
-    req: RunFunctionRequest,
-    md: grpc.Metadata,
-    opts: Partial<grpc.CallOptions>,
-    cb: (err: grpc.ServiceError | null, rsp?: RunFunctionResponse) => void,
-  ): grpc.ClientUnaryCall;
-}
-
-const RunnerClientCtor = grpc.makeGenericClientConstructor(
-  FunctionRunnerServiceService,
-  'FunctionRunnerService',
-);
-
 const clients: grpc.Client[] = [];
 
 function newClient(
@@ -90,24 +76,13 @@ function newClient(
   creds: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   options: grpc.ChannelOptions = {},
 ): RunnerClient {
-  const client = new RunnerClientCtor(target, creds, options) as unknown as RunnerClient;
+  const client = newRunnerClient(target, creds, options);
   clients.push(client);
   return client;
 }
 
-function call(client: RunnerClient, req: RunFunctionRequest): Promise<RunFunctionResponse> {
-  return new Promise((resolve, reject) => {
-    client.runFunction(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err, rsp) => {
-      if (err) {
-        reject(err);
-      } else if (rsp === undefined) {
-        reject(new Error('no response'));
-      } else {
-        resolve(rsp);
-      }
-    });
-  });
-}
+const call = (client: RunnerClient, req: RunFunctionRequest): Promise<RunFunctionResponse> =>
+  callRunner(client, req);
 
 // --- servers started by a test are always closed -----------------------------------------------
 
