@@ -9,6 +9,7 @@ import {
   FETCH_FILES_MOUNT,
   KIND_INFERENCE_CLUSTER,
   OBJECT_API_VERSION,
+  type ProviderConfigKind,
   REASON,
   REQUIRE_CLUSTERS,
   REQUIRE_CLUSTER_PROVIDER_CONFIGS,
@@ -97,18 +98,23 @@ function clusterView(ic: InferenceCluster): ClusterView {
   };
 }
 
+/** Names of the provider configs Crossplane listed, per kind; undefined when not fetched yet. */
+type ProviderConfigNames = Record<ProviderConfigKind, Set<string> | undefined>;
+
+function providerConfigNames(required: CoreRequest['required']): ProviderConfigNames {
+  const names = (list: Json[] | undefined): Set<string> | undefined =>
+    list && new Set(list.map((pc) => stringAt(pc, 'metadata', 'name') ?? ''));
+  return {
+    ClusterProviderConfig: names(required[REQUIRE_CLUSTER_PROVIDER_CONFIGS]),
+    ProviderConfig: names(required[REQUIRE_PROVIDER_CONFIGS]),
+  };
+}
+
 /** A provider config that is known not to exist blocks the cluster; not knowing does not. */
-function providerConfigBlocker(
-  view: ClusterView,
-  required: CoreRequest['required'],
-): Blocker | undefined {
+function providerConfigBlocker(view: ClusterView, known: ProviderConfigNames): Blocker | undefined {
   const ref = view.providerConfigRef;
-  const list =
-    ref.kind === 'ClusterProviderConfig'
-      ? required[REQUIRE_CLUSTER_PROVIDER_CONFIGS]
-      : required[REQUIRE_PROVIDER_CONFIGS];
-  if (list === undefined) return undefined;
-  if (list.some((pc) => stringAt(pc, 'metadata', 'name') === ref.name)) return undefined;
+  const names = known[ref.kind];
+  if (names === undefined || names.has(ref.name)) return undefined;
   return {
     reason: REASON.ProviderConfigNotFound,
     message: `${ref.kind} ${ref.name} named by InferenceCluster ${view.name} does not exist${ref.kind === 'ProviderConfig' ? ' in this namespace' : ''}`,
@@ -201,6 +207,7 @@ function composeParsed(
 
   const resources: Record<string, Json> = {};
   const clusters: ClusterStatus[] = [];
+  const knownProviderConfigs = providerConfigNames(req.required);
   const parsedClusters = requiredClusters
     .map((raw) => ({ raw, parsed: inferenceCluster.safeParse(raw) }))
     .sort((a, b) => {
@@ -233,7 +240,7 @@ function composeParsed(
       cluster: view,
       observed: clusterObserved,
       latched: prev?.identity === cache.identity ? prev : undefined,
-      blocker: providerConfigBlocker(view, req.required),
+      blocker: providerConfigBlocker(view, knownProviderConfigs),
       input,
     });
     for (const [role, res] of Object.entries(result.resources)) {
