@@ -43,7 +43,8 @@ export const absolutePath = z
   .max(255)
   .regex(/^\//, 'must be an absolute path')
   .refine(
-    (p) => p === '/' || hasSafeSegments(p.slice(1)),
+    // "/" itself has an empty segment: mounting a cache over the root is never meant.
+    (p) => hasSafeSegments(p.slice(1)),
     'must not contain empty, "." or ".." segments',
   );
 
