@@ -4,33 +4,15 @@
 // from the object skipped, and CEL skipped when a "blocking" schema error was found (Kubernetes'
 // customresource strategy does the same). Each case's verdict is checked against zod too, so the
 // XRD and the Function reject the same objects.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Environment, type ObjectSchema } from '@marcbachmann/cel-js';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import type { z } from 'zod';
 import { inferenceClusterSpec, inferenceClusterStatus } from '../function/api/inferencecluster.js';
 import { modelCacheSpec } from '../function/api/modelcache.js';
-
-type Node = Record<string, unknown>;
-
-function isNode(v: unknown): v is Node {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function asNode(v: unknown, where: string): Node {
-  if (!isNode(v)) throw new Error(`${where}: expected an object, got ${JSON.stringify(v)}`);
-  return v;
-}
+import { asNode, isNode, openApiSchema, readYaml, type Node } from './support/xrd.js';
 
 function readXrdSchema(relative: string): Node {
-  const path = fileURLToPath(new URL(`../${relative}`, import.meta.url));
-  const xrd = asNode(parse(readFileSync(path, 'utf8')), relative);
-  const versions = asNode(xrd['spec'], 'spec')['versions'];
-  if (!Array.isArray(versions)) throw new Error(`${relative}: spec.versions must be a list`);
-  const schema = asNode(asNode(versions[0], 'spec.versions[0]')['schema'], 'schema');
-  return asNode(schema['openAPIV3Schema'], 'openAPIV3Schema');
+  return openApiSchema(readYaml(relative));
 }
 
 function properties(node: Node): Record<string, Node> {

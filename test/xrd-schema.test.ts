@@ -2,10 +2,7 @@
 // the Function parses with zod. This test compares them node by node so a field, bound, enum,
 // default or pattern added to one side only fails CI. Rules zod expresses in refine/superRefine
 // have no JSON Schema form; they are CEL rules in the XRDs and test/xrd-cel.test.ts checks them.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { z } from 'zod';
 import { inferenceClusterSpec, inferenceClusterStatus } from '../function/api/inferencecluster.js';
 import {
@@ -15,6 +12,16 @@ import {
 } from '../function/api/input.js';
 import { modelCacheSpec } from '../function/api/modelcache.js';
 import {
+  INFERENCE_CLUSTER_XRD,
+  MODEL_CACHE_XRD,
+  asArray,
+  asNode,
+  isNode,
+  openApiSchema,
+  readYaml,
+  type Node,
+} from './support/xrd.js';
+import {
   API_GROUP,
   DEFAULT_TTL_SECONDS,
   INPUT_API_VERSION,
@@ -22,34 +29,6 @@ import {
   KIND_INFERENCE_CLUSTER,
   KIND_MODEL_CACHE,
 } from '../function/constants.js';
-
-type Node = Record<string, unknown>;
-
-function isNode(v: unknown): v is Node {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function asNode(v: unknown, where: string): Node {
-  if (!isNode(v)) throw new Error(`${where}: expected an object, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function asArray(v: unknown, where: string): unknown[] {
-  if (!Array.isArray(v)) throw new Error(`${where}: expected an array, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function readYaml(relative: string): Node {
-  const path = fileURLToPath(new URL(`../${relative}`, import.meta.url));
-  return asNode(parse(readFileSync(path, 'utf8')), relative);
-}
-
-/** The one version's openAPIV3Schema of an XRD. */
-function openApiSchema(xrd: Node): Node {
-  const versions = asArray(asNode(xrd['spec'], 'spec')['versions'], 'spec.versions');
-  const version = asNode(versions[0], 'spec.versions[0]');
-  return asNode(asNode(version['schema'], 'schema')['openAPIV3Schema'], 'openAPIV3Schema');
-}
 
 /** The schema node at a path of property names below `node`. */
 function propertyAt(node: Node, ...names: string[]): Node {
@@ -59,9 +38,6 @@ function propertyAt(node: Node, ...names: string[]): Node {
   }
   return current;
 }
-
-const MODEL_CACHE_XRD = 'apis/modelcaches/definition.yaml';
-const INFERENCE_CLUSTER_XRD = 'apis/inferenceclusters/definition.yaml';
 
 function zodSchema(schema: z.ZodType): Node {
   return asNode(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }), 'zod');
@@ -551,10 +527,8 @@ describe('XRD metadata', () => {
 });
 
 describe('Compositions', () => {
-  const packageVersion = asNode(
-    JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')),
-    'package.json',
-  )['version'];
+  // JSON is YAML, so the same reader serves.
+  const packageVersion = readYaml('package.json')['version'];
   const fetchDefaults = {
     imagePullPolicy: 'IfNotPresent',
     command: DEFAULT_FETCH_COMMAND,

@@ -123,8 +123,8 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
   const resources = base();
   const credentials = credentialsObject(cache, cluster);
   if (credentials) resources[ROLE_CREDENTIALS] = credentials;
-  const files = filesObject(cache, cluster);
-  if (files) resources[ROLE_FILES] = files;
+  const filesCopy = filesObject(cache, cluster);
+  if (filesCopy) resources[ROLE_FILES] = filesCopy;
   resources[jobKey] = jobObject(cache, cluster, input);
 
   const jobState = observeJob(observed[jobKey]);
@@ -187,26 +187,30 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
       volume,
     };
   }
+  // A copy provider-kubernetes cannot make (the control-plane object is missing) keeps the
+  // Job's pod from starting; say which object to create.
   const creds = cache.parts.credentials;
-  if (creds && objectSyncFailed(observed[ROLE_CREDENTIALS])) {
+  const files = cache.parts.files;
+  const copies = [
+    {
+      role: ROLE_CREDENTIALS,
+      reason: REASON.WaitingForCredentials,
+      what: creds && `Secret ${ns}/${creds.secretName}`,
+    },
+    {
+      role: ROLE_FILES,
+      reason: REASON.WaitingForConfigMap,
+      what: files?.from === 'configMap' ? `ConfigMap ${ns}/${files.name}` : undefined,
+    },
+  ];
+  const blocked = copies.find((c) => c.what !== undefined && objectSyncFailed(observed[c.role]));
+  if (blocked?.what !== undefined) {
     return {
       resources,
       status: status(
         'Pending',
-        REASON.WaitingForCredentials,
-        `Secret ${ns}/${creds.secretName} cannot be copied to cluster ${cluster.name} yet; check that it exists`,
-      ),
-      volume,
-    };
-  }
-  const files2 = cache.parts.files;
-  if (files2?.from === 'configMap' && objectSyncFailed(observed[ROLE_FILES])) {
-    return {
-      resources,
-      status: status(
-        'Pending',
-        REASON.WaitingForConfigMap,
-        `ConfigMap ${ns}/${files2.name} cannot be copied to cluster ${cluster.name} yet; check that it exists`,
+        blocked.reason,
+        `${blocked.what} cannot be copied to cluster ${cluster.name} yet; check that it exists`,
       ),
       volume,
     };

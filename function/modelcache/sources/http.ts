@@ -1,4 +1,5 @@
 import { ENV_HTTP_TOKEN } from '../../constants.js';
+import { tokenCredentials } from './token.js';
 import type { HttpSpec, SourceContext, SourceParts } from './types.js';
 
 /** The file name an HTTP download lands under when spec.path is not given. */
@@ -32,18 +33,7 @@ export function httpParts(spec: HttpSpec, ctx: SourceContext): SourceParts {
       path,
       ...(spec.secretRef ? { tokenEnv: ENV_HTTP_TOKEN } : {}),
     },
-    credentials: spec.secretRef && {
-      secretName: spec.secretRef.name,
-      copies: [
-        { fieldPath: `data[${spec.secretRef.key}]`, toFieldPath: `data[${spec.secretRef.key}]` },
-      ],
-      env: [
-        {
-          name: ENV_HTTP_TOKEN,
-          valueFrom: { secretKeyRef: { name: ctx.remoteSecretName, key: spec.secretRef.key } },
-        },
-      ],
-    },
+    credentials: tokenCredentials(spec.secretRef, ENV_HTTP_TOKEN, ctx),
     files: undefined,
   };
 }

@@ -1,4 +1,5 @@
 import { ENV_HF_TOKEN } from '../../constants.js';
+import { tokenCredentials } from './token.js';
 import type { HuggingFaceSpec, SourceContext, SourceParts } from './types.js';
 
 export function huggingFaceParts(spec: HuggingFaceSpec, ctx: SourceContext): SourceParts {
@@ -17,18 +18,7 @@ export function huggingFaceParts(spec: HuggingFaceSpec, ctx: SourceContext): Sou
       ...identity,
       ...(spec.secretRef ? { tokenEnv: ENV_HF_TOKEN } : {}),
     },
-    credentials: spec.secretRef && {
-      secretName: spec.secretRef.name,
-      copies: [
-        { fieldPath: `data[${spec.secretRef.key}]`, toFieldPath: `data[${spec.secretRef.key}]` },
-      ],
-      env: [
-        {
-          name: ENV_HF_TOKEN,
-          valueFrom: { secretKeyRef: { name: ctx.remoteSecretName, key: spec.secretRef.key } },
-        },
-      ],
-    },
+    credentials: tokenCredentials(spec.secretRef, ENV_HF_TOKEN, ctx),
     files: undefined,
   };
 }
