@@ -1,13 +1,11 @@
 import { functionInput, type FunctionInput } from '../api/input.js';
-import { inferenceCluster, type InferenceCluster } from '../api/inferencecluster.js';
+import { clusterRequirement, clusterView, parseClusters, type ClusterView } from '../clusters.js';
 import { modelCacheMetadata, modelCacheSpec, type ModelCacheSpec } from '../api/modelcache.js';
 import {
   ANNOTATION_REFETCH,
-  API_VERSION,
   CONDITION_ARTIFACT_READY,
   CONDITION_CLUSTERS_MATCHED,
   FETCH_FILES_MOUNT,
-  KIND_INFERENCE_CLUSTER,
   OBJECT_API_VERSION,
   type ProviderConfigKind,
   REASON,
@@ -25,7 +23,7 @@ import {
 import { canonicalJson, dnsLabel, sha256Hex } from '../k8s/names.js';
 import { asJson, conditionsAt, holdObserved, stringAt, type Json } from '../k8s/object.js';
 import { backendFor } from './backends/index.js';
-import type { Blocker, CacheModel, ClusterStatus, ClusterView } from './model.js';
+import type { Blocker, CacheModel, ClusterStatus } from './model.js';
 import { NEVER_HELD, resourceKey, splitKey } from './roles.js';
 import { sourceOf, sourceParts } from './sources/index.js';
 import { buildConditions, buildStatus, previousClusters, transitionEvents } from './status.js';
@@ -70,11 +68,7 @@ export function cacheModel(
 /** The same three requirements on every call, so Crossplane's requirement loop settles at once. */
 function requirements(spec: ModelCacheSpec, namespace: string): Record<string, CoreSelector> {
   return {
-    [REQUIRE_CLUSTERS]: {
-      apiVersion: API_VERSION,
-      kind: KIND_INFERENCE_CLUSTER,
-      matchLabels: { ...(spec.clusterSelector?.matchLabels ?? {}) },
-    },
+    [REQUIRE_CLUSTERS]: clusterRequirement(spec.clusterSelector?.matchLabels),
     [REQUIRE_CLUSTER_PROVIDER_CONFIGS]: {
       apiVersion: OBJECT_API_VERSION,
       kind: 'ClusterProviderConfig',
@@ -86,15 +80,6 @@ function requirements(spec: ModelCacheSpec, namespace: string): Record<string, C
       matchLabels: {},
       namespace,
     },
-  };
-}
-
-function clusterView(ic: InferenceCluster): ClusterView {
-  return {
-    name: ic.metadata.name,
-    providerConfigRef: ic.status?.providerConfigRef ?? ic.spec.providerConfigRef,
-    storageClassName: ic.spec.storage?.storageClassName,
-    classExists: ic.status?.storage?.classExists,
   };
 }
 
@@ -208,16 +193,7 @@ function composeParsed(
   const resources: Record<string, Json> = {};
   const clusters: ClusterStatus[] = [];
   const knownProviderConfigs = providerConfigNames(req.required);
-  const parsedClusters = requiredClusters
-    .map((raw) => ({ raw, parsed: inferenceCluster.safeParse(raw) }))
-    .sort((a, b) => {
-      const an = stringAt(a.raw, 'metadata', 'name') ?? '';
-      const bn = stringAt(b.raw, 'metadata', 'name') ?? '';
-      return an < bn ? -1 : an > bn ? 1 : 0;
-    });
-  for (const { raw, parsed } of parsedClusters) {
-    const name = stringAt(raw, 'metadata', 'name');
-    if (name === undefined || name.includes('/')) continue;
+  for (const { name, parsed } of parseClusters(requiredClusters)) {
     const clusterObserved = observed.get(name) ?? {};
     if (!parsed.success) {
       // Keep what exists; the InferenceCluster itself reports why it is invalid.

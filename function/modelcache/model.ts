@@ -1,5 +1,4 @@
 import type { ModelCacheSpec } from '../api/modelcache.js';
-import type { ProviderConfigRef } from '../api/inferencecluster.js';
 import type { Phase } from '../constants.js';
 import type { FunctionInput } from '../api/input.js';
 import type { Json } from '../k8s/object.js';
@@ -18,15 +17,8 @@ export interface CacheModel {
   names: { claim: string; secret: string; files: string; job: string };
 }
 
-/** What the cache needs to know about one matched InferenceCluster. */
-export interface ClusterView {
-  name: string;
-  providerConfigRef: ProviderConfigRef;
-  /** The class the cluster offers for ReadWriteMany volumes, if any. */
-  storageClassName: string | undefined;
-  /** true/false when the InferenceCluster observed the class; undefined when not yet known. */
-  classExists: boolean | undefined;
-}
+export type { ClusterView } from '../clusters.js';
+import type { ClusterView } from '../clusters.js';
 
 /** Progress of a running prefetch, as the fetch program reports it. */
 export interface Progress {
