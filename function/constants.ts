@@ -123,3 +123,38 @@ export const AWS_SECRET_KEYS = [
 ] as const;
 /** uid/gid the project's image runs as (Crossplane runs function pods as 2000 too). */
 export const RUN_AS_ID = 2000;
+
+/** Namespaced XR: an inference engine placed where every cache it references is Ready. */
+export const KIND_MODEL_DEPLOYMENT = 'ModelDeployment';
+/** Required-resource key prefix for each referenced ModelCache (one requirement per cache). */
+export const REQUIRE_CACHE_PREFIX = 'cache-';
+/** Deployment conditions: are the referenced caches usable, and was anything placed. */
+export const CONDITION_CACHES_READY = 'CachesReady';
+export const CONDITION_SCHEDULED = 'Scheduled';
+/** Why a deployment (or one of its clusters) is waiting; carried through from cache status. */
+export const DEPLOY_REASON = {
+  /** A referenced ModelCache does not exist in the namespace. */
+  CacheNotFound: 'CacheNotFound',
+  /** Two referenced caches would mount at the same path. */
+  MountPathConflict: 'MountPathConflict',
+  /** A reference declares a kind the cache does not hold, or a gang has no Weights cache. */
+  CacheKindMismatch: 'CacheKindMismatch',
+  /** A cache is Pending or Hydrating on a cluster (or has no status yet). */
+  WaitingForCache: 'WaitingForCache',
+  /** A cache cannot stage on a cluster: it has no ReadWriteMany class. */
+  NoRWXStorageClass: 'NoRWXStorageClass',
+  /** A cache failed on a cluster for another reason. */
+  CacheFailed: 'CacheFailed',
+  /** A cache's clusterSelector does not match a cluster the deployment selects. */
+  NotMatchedByCache: 'NotMatchedByCache',
+  /** Every cache is Ready everywhere the deployment is placed. */
+  Ready: 'Ready',
+  /** Nothing could be placed. */
+  NoEligibleClusters: 'NoEligibleClusters',
+  /** Replicas were placed (per-cluster: this cluster runs replicas). */
+  Placed: 'Placed',
+  /** A running workload kept while a cache re-stages or reports briefly nothing. */
+  Held: 'Held',
+  /** Eligible, but every replica already went to a cluster earlier in name order. */
+  NoReplicasLeft: 'NoReplicasLeft',
+} as const;

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Json } from './k8s/object.js';
+import { conditionsAt, type Json } from './k8s/object.js';
 
 // The pure boundary every XR kind's core implements: plain JSON in, plain JSON out. The
 // gRPC layer (dispatch.ts) converts to and from protobuf; the cores never see the SDK.
@@ -71,4 +71,16 @@ export function describeIssues(prefix: string, error: z.ZodError): string {
       return `${path}: ${i.message}`;
     })
     .join('; ');
+}
+
+/**
+ * The conditions of the given types as last written on the XR: re-sent unchanged when a
+ * core cannot decide this call (inputs not fetched yet), so they are not lost.
+ */
+export function previousConditions(status: unknown, types: ReadonlySet<string>): CoreCondition[] {
+  return conditionsAt(status, 'conditions').flatMap((c) =>
+    types.has(c.type) && (c.status === 'True' || c.status === 'False' || c.status === 'Unknown')
+      ? [{ type: c.type, status: c.status, reason: c.reason ?? '', message: c.message ?? '' }]
+      : [],
+  );
 }

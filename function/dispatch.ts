@@ -11,11 +11,12 @@ import {
   type RunFunctionResponse,
 } from '@crossplane-org/function-sdk-typescript';
 import type { Logger } from 'pino';
-import { KIND_INFERENCE_CLUSTER, KIND_MODEL_CACHE } from './constants.js';
+import { KIND_INFERENCE_CLUSTER, KIND_MODEL_CACHE, KIND_MODEL_DEPLOYMENT } from './constants.js';
 import { isFatal, type CoreRequest, type CoreResponse, type CoreResult } from './core.js';
 import { composeInferenceCluster } from './inferencecluster/compose.js';
 import { asJson, type Json } from './k8s/object.js';
 import { composeModelCache } from './modelcache/compose.js';
+import { composeModelDeployment } from './modeldeployment/compose.js';
 
 // The thin layer between protobuf and the pure cores: it reads the request once into
 // plain JSON, picks the core by the observed XR's kind, and builds a fresh response.
@@ -24,6 +25,7 @@ import { composeModelCache } from './modelcache/compose.js';
 const CORES: Record<string, (req: CoreRequest) => CoreResult> = {
   [KIND_MODEL_CACHE]: composeModelCache,
   [KIND_INFERENCE_CLUSTER]: composeInferenceCluster,
+  [KIND_MODEL_DEPLOYMENT]: composeModelDeployment,
 };
 
 export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
@@ -109,7 +111,7 @@ export function runFunction(req: RunFunctionRequest, log: Logger): RunFunctionRe
   if (compose === undefined) {
     return fatalResponse(
       req,
-      `function-modelcache composes ${Object.keys(CORES).join(' and ')}, not "${kind}": check the Composition's compositeTypeRef`,
+      `function-modelcache composes ${Object.keys(CORES).join(', ')}, not "${kind}": check the Composition's compositeTypeRef`,
       FATAL_TTL_SECONDS,
     );
   }

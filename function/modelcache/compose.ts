@@ -15,13 +15,13 @@ import {
 } from '../constants.js';
 import {
   describeIssues,
-  type CoreCondition,
+  previousConditions,
   type CoreRequest,
   type CoreResult,
   type CoreSelector,
 } from '../core.js';
 import { canonicalJson, dnsLabel, sha256Hex } from '../k8s/names.js';
-import { asJson, conditionsAt, holdObserved, stringAt, type Json } from '../k8s/object.js';
+import { asJson, holdObserved, stringAt, type Json } from '../k8s/object.js';
 import { backendFor } from './backends/index.js';
 import type { Blocker, CacheModel, ClusterStatus } from './model.js';
 import { NEVER_HELD, resourceKey, splitKey } from './roles.js';
@@ -134,16 +134,6 @@ function holdAll(observed: Map<string, Record<string, Json>>): Record<string, Js
 
 const OUR_CONDITIONS = new Set([CONDITION_CLUSTERS_MATCHED, CONDITION_ARTIFACT_READY]);
 
-function previousConditions(status: unknown): CoreCondition[] {
-  return conditionsAt(status, 'conditions')
-    .filter((c) => OUR_CONDITIONS.has(c.type))
-    .flatMap((c) =>
-      c.status === 'True' || c.status === 'False' || c.status === 'Unknown'
-        ? [{ type: c.type, status: c.status, reason: c.reason ?? '', message: c.message ?? '' }]
-        : [],
-    );
-}
-
 /**
  * The ModelCache core: fan out over matched InferenceClusters, let the storage backend
  * compose each, aggregate status. Pure: the same request always gives the same response.
@@ -185,7 +175,7 @@ function composeParsed(
       resources: holdAll(observed),
       status: buildStatus(spec.mount.path, cache.parts.summary, kept),
       ready: kept.length > 0 && kept.every((c) => c.phase === 'Ready'),
-      conditions: previousConditions(prevStatus),
+      conditions: previousConditions(prevStatus, OUR_CONDITIONS),
       events: [],
     };
   }

@@ -197,3 +197,66 @@ export function synced(desired: Json): Json {
     { type: 'Synced', status: 'True', reason: 'ReconcileSuccess' },
   ]);
 }
+
+export function modelDeployment(spec: Json, opts: { name?: string; status?: Json } = {}): Json {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ModelDeployment',
+    metadata: { name: opts.name ?? 'chat', namespace: NS },
+    spec,
+    ...(opts.status ? { status: opts.status } : {}),
+  };
+}
+
+export type CachePhase = 'Pending' | 'Hydrating' | 'Ready' | 'Failed';
+
+/**
+ * A ModelCache as a consumer requires it: spec kind and mount path, and per-cluster
+ * status as the cache core reports it. `phases` maps cluster name to phase (and reason).
+ */
+export function cacheWithStatus(
+  name: string,
+  kind: 'Weights' | 'Tokenizer' | 'Bytes',
+  mountPath: string,
+  phases: Record<string, CachePhase | [CachePhase, string]>,
+): Json {
+  const defaultReason: Record<CachePhase, string> = {
+    Pending: 'PVCPending',
+    Hydrating: 'Downloading',
+    Ready: 'Staged',
+    Failed: 'FetchFailed',
+  };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ModelCache',
+    metadata: { name, namespace: NS },
+    spec: { artifact: { kind }, mount: { path: mountPath } },
+    status: {
+      mountPath,
+      clusters: Object.entries(phases).map(([cluster, p]) => {
+        const [phase, reason] = Array.isArray(p) ? p : [p, defaultReason[p]];
+        return {
+          name: cluster,
+          phase,
+          reason,
+          message: `${phase} (${reason})`,
+          namespace: NS,
+          claimName: `modelcache-${name}`,
+          identity: 'f'.repeat(64),
+        };
+      }),
+    },
+  };
+}
+
+/** A ModelDeployment request with clusters and caches resolved. */
+export function deploymentRequest(
+  xr: Json,
+  clusters: Json[],
+  caches: Record<string, Json | undefined>,
+  observed: Record<string, Json> = {},
+): CoreRequest {
+  const required: CoreRequest['required'] = { [REQUIRE_CLUSTERS]: clusters };
+  for (const [name, cache] of Object.entries(caches)) required[`cache-${name}`] = cache ? [cache] : [];
+  return { composite: xr, observed, required, input: undefined };
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { ARTIFACT_KINDS } from '../api/modelcache.js';
+import { PHASES } from '../constants.js';
+import { stringAt, type Json } from '../k8s/object.js';
+
+/** One cluster of a cache's status.clusters[]: the contract consumers read. */
+export interface CacheClusterView {
+  phase: (typeof PHASES)[number];
+  reason: string;
+  message: string;
+  namespace: string;
+  claimName: string;
+}
+
+/** What a consumer knows about a referenced ModelCache, read only from its status. */
+export interface CacheView {
+  name: string;
+  kind: (typeof ARTIFACT_KINDS)[number] | undefined;
+  mountPath: string | undefined;
+  /** undefined: the cache has no status yet (just created, or not reconciled yet). */
+  clusters: Map<string, CacheClusterView> | undefined;
+}
+
+const clusterEntry = z.object({
+  name: z.string(),
+  phase: z.enum(PHASES),
+  reason: z.string().default(''),
+  message: z.string().default(''),
+  namespace: z.string(),
+  claimName: z.string(),
+});
+
+/** Read a required ModelCache leniently: a malformed status entry is ignored, never fatal. */
+export function cacheView(raw: Json): CacheView {
+  const kindRaw = stringAt(raw, 'spec', 'artifact', 'kind');
+  const kind = ARTIFACT_KINDS.find((k) => k === kindRaw);
+  const status = raw['status'];
+  const list = (status as { clusters?: unknown } | undefined)?.clusters;
+  let clusters: Map<string, CacheClusterView> | undefined;
+  if (Array.isArray(list)) {
+    clusters = new Map();
+    for (const entry of list) {
+      const parsed = clusterEntry.safeParse(entry);
+      if (parsed.success) {
+        const { name, ...rest } = parsed.data;
+        clusters.set(name, rest);
+      }
+    }
+  }
+  return {
+    name: stringAt(raw, 'metadata', 'name') ?? '',
+    kind,
+    mountPath: stringAt(status, 'mountPath'),
+    clusters,
+  };
+}
+
+/** Why a cache does not allow placement on a cluster; undefined means it does. */
+export type CacheBlock =
+  | { reason: 'WaitingForCache'; transient: true; message: string }
+  | {
+      reason: 'NoRWXStorageClass' | 'CacheFailed' | 'NotMatchedByCache';
+      transient: false;
+      message: string;
+    };
+
+export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | undefined {
+  if (cache.clusters === undefined) {
+    return {
+      reason: 'WaitingForCache',
+      transient: true,
+      message: `cache ${cache.name} has not reported status yet`,
+    };
+  }
+  const entry = cache.clusters.get(cluster);
+  if (entry === undefined) {
+    return {
+      reason: 'NotMatchedByCache',
+      transient: false,
+      message: `cache ${cache.name} is not staged on cluster ${cluster}: its clusterSelector does not match it`,
+    };
+  }
+  switch (entry.phase) {
+    case 'Ready':
+      return undefined;
+    case 'Pending':
+    case 'Hydrating':
+      return {
+        reason: 'WaitingForCache',
+        transient: true,
+        message: `cache ${cache.name} is ${entry.phase} on cluster ${cluster} (${entry.reason})`,
+      };
+    case 'Failed':
+      return entry.reason === 'NoRWXStorageClass'
+        ? {
+            reason: 'NoRWXStorageClass',
+            transient: false,
+            message: `cache ${cache.name} cannot stage on cluster ${cluster}: ${entry.message}`,
+          }
+        : {
+            reason: 'CacheFailed',
+            transient: false,
+            message: `cache ${cache.name} failed on cluster ${cluster} (${entry.reason}): ${entry.message}`,
+          };
+    default: {
+      const unreachable: never = entry.phase;
+      return unreachable;
+    }
+  }
+}
