@@ -24,7 +24,7 @@ import {
   type CoreSelector,
 } from '../core.js';
 import { dnsLabel } from '../k8s/names.js';
-import { asJson, conditionsAt, holdObserved, type Json } from '../k8s/object.js';
+import { asJson, at, conditionsAt, holdObserved, type Json } from '../k8s/object.js';
 import { workloadObject } from './workload.js';
 
 const WORKLOAD_ROLE = 'workload';
@@ -205,30 +205,38 @@ export function composeModelDeployment(req: CoreRequest): CoreResult {
   for (const { name: n, parsed: ic } of parseClusters(requiredClusters))
     if (ic.success) views.set(n, clusterView(ic.data));
 
-  // Decide each selected cluster: eligible, held (running, blocked only transiently), or not used.
+  // Decide each selected cluster: eligible; held (its workload runs and what blocks it may
+  // pass: it is kept exactly as observed, never torn down or rewritten); or not used.
   const blocks = new Map<string, CacheBlock | undefined>();
-  const placeable: string[] = [];
+  const eligible: string[] = [];
+  const heldReplicas = new Map<string, number>();
   for (const cluster of views.keys()) {
     const block = firstBlock(found.flatMap((c) => cacheBlock(c, cluster) ?? []));
     blocks.set(cluster, block);
-    const running = req.observed[workloadKey(cluster)] !== undefined;
-    const mountable = found.every(
-      (c) => c.clusters?.get(cluster) !== undefined && c.mountPath !== undefined,
-    );
-    if (wideBlock === undefined && block === undefined) placeable.push(cluster);
-    else if (running && mountable && (wideBlock !== undefined || block?.transient === true))
-      placeable.push(cluster);
+    const running = req.observed[workloadKey(cluster)];
+    if (wideBlock === undefined && block === undefined) eligible.push(cluster);
+    else if (running && (wideBlock !== undefined || block?.transient === true)) {
+      const replicas = at(running, 'spec', 'forProvider', 'manifest', 'spec', 'replicas');
+      heldReplicas.set(cluster, typeof replicas === 'number' ? replicas : 0);
+    }
   }
-  const counts = spread(spec.replicas, placeable);
+  const stillWanted = Math.max(
+    0,
+    spec.replicas - [...heldReplicas.values()].reduce((n, r) => n + r, 0),
+  );
+  const counts = spread(stillWanted, eligible);
 
   const resources: Record<string, Json> = {};
   const clusters: DeploymentClusterStatus[] = [];
   const workloadName = dnsLabel(name);
   for (const [cluster, view] of views) {
-    const replicas = counts.get(cluster) ?? 0;
     const block = blocks.get(cluster);
-    const held = placeable.includes(cluster) && (wideBlock !== undefined || block !== undefined);
-    if (replicas > 0) {
+    const held = heldReplicas.has(cluster);
+    const replicas = held ? (heldReplicas.get(cluster) ?? 0) : (counts.get(cluster) ?? 0);
+    if (held) {
+      const kept = holdObserved(req.observed[workloadKey(cluster)]);
+      if (kept) resources[workloadKey(cluster)] = kept;
+    } else if (replicas > 0) {
       const mounts: CacheMount[] = found.flatMap((c) => {
         const entry = c.clusters?.get(cluster);
         return entry && c.mountPath !== undefined
