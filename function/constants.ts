@@ -158,3 +158,6 @@ export const DEPLOY_REASON = {
   /** Eligible, but every replica already went to a cluster earlier in name order. */
   NoReplicasLeft: 'NoReplicasLeft',
 } as const;
+
+/** Input kind that turns the Function into a mount step for other authors' pipelines. */
+export const MOUNT_STEP_INPUT_KIND = 'MountCaches';

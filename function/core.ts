@@ -13,6 +13,8 @@ export interface CoreRequest {
   required: Record<string, Json[] | undefined>;
   /** The Composition step's input, unparsed. */
   input: unknown;
+  /** Desired composed resources from earlier pipeline steps (absent: none). */
+  desired?: Record<string, Json>;
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -44,8 +46,10 @@ export interface CoreResponse {
   resources: Record<string, Json>;
   /** The XR status fields this core owns, rebuilt whole on every call. */
   status: Json;
-  /** Explicit XR readiness: Crossplane's derived readiness is overridden. */
-  ready: boolean;
+  /** Explicit XR readiness (overrides Crossplane's derived readiness); undefined: no opinion. */
+  ready: boolean | undefined;
+  /** Keys of earlier steps' desired resources to leave out (workloads held back). */
+  withheld?: string[];
   conditions: CoreCondition[];
   events: CoreEvent[];
   requirements: Record<string, CoreSelector>;

@@ -11,12 +11,18 @@ import {
   type RunFunctionResponse,
 } from '@crossplane-org/function-sdk-typescript';
 import type { Logger } from 'pino';
-import { KIND_INFERENCE_CLUSTER, KIND_MODEL_CACHE, KIND_MODEL_DEPLOYMENT } from './constants.js';
+import {
+  KIND_INFERENCE_CLUSTER,
+  KIND_MODEL_CACHE,
+  KIND_MODEL_DEPLOYMENT,
+  MOUNT_STEP_INPUT_KIND,
+} from './constants.js';
 import { isFatal, type CoreRequest, type CoreResponse, type CoreResult } from './core.js';
 import { composeInferenceCluster } from './inferencecluster/compose.js';
 import { asJson, type Json } from './k8s/object.js';
 import { composeModelCache } from './modelcache/compose.js';
 import { composeModelDeployment } from './modeldeployment/compose.js';
+import { composeMountStep } from './mountstep/compose.js';
 
 // The thin layer between protobuf and the pure cores: it reads the request once into
 // plain JSON, picks the core by the observed XR's kind, and builds a fresh response.
@@ -45,11 +51,17 @@ export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
       });
     }
   }
+  const desired: Record<string, Json> = {};
+  for (const [key, res] of Object.entries(req.desired?.resources ?? {})) {
+    const body = asJson(res.resource);
+    if (body) desired[key] = body;
+  }
   return {
     composite: asJson(req.observed?.composite?.resource) ?? {},
     observed,
     required,
     input: req.input,
+    desired,
   };
 }
 
@@ -107,11 +119,13 @@ const FATAL_TTL_SECONDS = 60;
 export function runFunction(req: RunFunctionRequest, log: Logger): RunFunctionResponse {
   const core = toCoreRequest(req);
   const kind = typeof core.composite['kind'] === 'string' ? core.composite['kind'] : '';
-  const compose = CORES[kind];
+  // The mount step serves any XR kind: the input, not the XR, selects it.
+  const compose =
+    asJson(core.input)?.['kind'] === MOUNT_STEP_INPUT_KIND ? composeMountStep : CORES[kind];
   if (compose === undefined) {
     return fatalResponse(
       req,
-      `function-modelcache composes ${Object.keys(CORES).join(', ')}, not "${kind}": check the Composition's compositeTypeRef`,
+      `function-modelcache composes ${Object.keys(CORES).join(', ')}, not "${kind}": check the Composition's compositeTypeRef, or give the step an input of kind ${MOUNT_STEP_INPUT_KIND} to mount caches into another XR's workloads`,
       FATAL_TTL_SECONDS,
     );
   }
@@ -130,7 +144,11 @@ export function toResponse(
 ): RunFunctionResponse {
   // Desired state from earlier pipeline steps passes through; ours is added beside it.
   const resources: Record<string, Resource> = { ...(req.desired?.resources ?? {}) };
-  for (const [key, body] of Object.entries(core.resources)) resources[key] = resource(body);
+  for (const key of core.withheld ?? []) delete resources[key];
+  for (const [key, body] of Object.entries(core.resources)) {
+    // Keep an earlier step's readiness verdict on a resource this step only amended.
+    resources[key] = resource(body, resources[key]?.ready);
+  }
   const prior = asJson(req.desired?.composite?.resource) ?? {};
   const priorStatus = asJson(prior['status']) ?? {};
   const compositeBody: Json = {
@@ -158,7 +176,12 @@ export function toResponse(
       composite: {
         resource: compositeBody,
         connectionDetails: req.desired?.composite?.connectionDetails ?? {},
-        ready: core.ready ? Ready.READY_TRUE : Ready.READY_FALSE,
+        ready:
+          core.ready === undefined
+            ? (req.desired?.composite?.ready ?? Ready.READY_UNSPECIFIED)
+            : core.ready
+              ? Ready.READY_TRUE
+              : Ready.READY_FALSE,
       },
       resources,
     },

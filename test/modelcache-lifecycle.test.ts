@@ -39,7 +39,7 @@ describe('ModelCache lifecycle on three clusters', () => {
       ['a', 'b', 'c'].map((n) => f.inferenceClusterXR(n, NFS)),
     );
     const table: Row[] = [];
-    const ready: Record<string, boolean> = {};
+    const ready: Record<string, boolean | undefined> = {};
     const step = (name: string, before: () => void): void => {
       before();
       const res = w.reconcile();
