@@ -143,8 +143,10 @@ export function toResponse(
   core: CoreResponse,
 ): RunFunctionResponse {
   // Desired state from earlier pipeline steps passes through; ours is added beside it.
-  const resources: Record<string, Resource> = { ...(req.desired?.resources ?? {}) };
-  for (const key of core.withheld ?? []) delete resources[key];
+  const withheld = new Set(core.withheld ?? []);
+  const resources: Record<string, Resource> = Object.fromEntries(
+    Object.entries(req.desired?.resources ?? {}).filter(([key]) => !withheld.has(key)),
+  );
   for (const [key, body] of Object.entries(core.resources)) {
     // Keep an earlier step's readiness verdict on a resource this step only amended.
     resources[key] = resource(body, resources[key]?.ready);
