@@ -29,7 +29,15 @@ function rows(step: string, res: CoreResponse): Row[] {
   }));
 }
 
-const ALL = ['credentials', 'fetch', 'namespace', 'pvc'];
+const ALL = [
+  'credentials',
+  'fetch',
+  'namespace',
+  'pvc',
+  'reporter-role',
+  'reporter-rolebinding',
+  'reporter-serviceaccount',
+];
 const KEPT = ['namespace', 'pvc'];
 
 describe('ModelCache lifecycle on three clusters', () => {

@@ -61,6 +61,7 @@ export function cacheModel(
       secret: remoteSecretName,
       files: dnsLabel(base, '-files'),
       job: dnsLabel(base, `-fetch-${identity.slice(0, 8)}`),
+      reporter: dnsLabel(base, '-fetch'),
     },
   };
 }

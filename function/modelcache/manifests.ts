@@ -127,6 +127,48 @@ export function filesObject(cache: CacheModel, cluster: ClusterView): Json | und
   }
 }
 
+/** Verbs the fetch program needs on its own Job: read it, and patch its annotations. */
+export const REPORTER_VERBS = ['get', 'patch'];
+
+/**
+ * The prefetch Job's ServiceAccount, a Role allowing exactly its own Job to be read and
+ * annotated (progress, resolved revision, error), and the binding between them.
+ */
+export function reporterObjects(cache: CacheModel, cluster: ClusterView): Json[] {
+  const name = cache.names.reporter;
+  const meta = metadata(cache, cluster, name, 'prefetch');
+  const wrap = (manifest: Json): Json =>
+    providerObject({ providerConfigRef: cluster.providerConfigRef, manifest });
+  return [
+    wrap({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: meta,
+      automountServiceAccountToken: false,
+    }),
+    wrap({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: meta,
+      rules: [
+        {
+          apiGroups: ['batch'],
+          resources: ['jobs'],
+          resourceNames: [cache.names.job],
+          verbs: REPORTER_VERBS,
+        },
+      ],
+    }),
+    wrap({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: meta,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: cache.namespace }],
+    }),
+  ];
+}
+
 /** The plan the Job's fetch program executes; JSON in its environment, no secrets. */
 export function fetchPlanFor(cache: CacheModel): FetchPlan {
   const plan: FetchPlan = {
@@ -199,7 +241,9 @@ export function jobObject(
           metadata: { labels: podLabels },
           spec: {
             restartPolicy: 'Never',
-            automountServiceAccountToken: false,
+            // The token is mounted for this pod only: its Role allows nothing but its own Job.
+            serviceAccountName: cache.names.reporter,
+            automountServiceAccountToken: true,
             enableServiceLinks: false,
             securityContext: {
               runAsNonRoot: true,

@@ -14,7 +14,8 @@ export interface CacheModel {
   /** sha256 of the source identity and the refetch token: what Ready is latched to. */
   identity: string;
   /** Names of the remote objects on every workload cluster (the same on each). */
-  names: { claim: string; secret: string; files: string; job: string };
+  /** reporter: ServiceAccount, Role and RoleBinding that let the Job report on itself. */
+  names: { claim: string; secret: string; files: string; job: string; reporter: string };
 }
 
 export type { ClusterView } from '../clusters.js';

@@ -5,6 +5,10 @@ export const ROLE_NAMESPACE = 'namespace';
 export const ROLE_PVC = 'pvc';
 export const ROLE_CREDENTIALS = 'credentials';
 export const ROLE_FILES = 'files';
+/** The prefetch Job's own identity and its right to annotate itself (progress, result). */
+export const ROLE_REPORTER_ACCOUNT = 'reporter-serviceaccount';
+export const ROLE_REPORTER_ROLE = 'reporter-role';
+export const ROLE_REPORTER_BINDING = 'reporter-rolebinding';
 /** The Job's role carries the identity so a refetch replaces (deletes) the old Job's Object. */
 export const jobRole = (identity: string): string => `fetch-${identity.slice(0, 8)}`;
 export const isJobRole = (role: string): boolean => role.startsWith('fetch-');

@@ -6,6 +6,7 @@ import {
   jobObject,
   namespaceObject,
   pvcObject,
+  reporterObjects,
 } from '../manifests.js';
 import type { ClusterContext, ClusterResult, ClusterStatus, Progress } from '../model.js';
 import {
@@ -13,6 +14,9 @@ import {
   ROLE_FILES,
   ROLE_NAMESPACE,
   ROLE_PVC,
+  ROLE_REPORTER_ACCOUNT,
+  ROLE_REPORTER_BINDING,
+  ROLE_REPORTER_ROLE,
   isJobRole,
   jobRole,
 } from '../roles.js';
@@ -125,6 +129,12 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
   if (credentials) resources[ROLE_CREDENTIALS] = credentials;
   const filesCopy = filesObject(cache, cluster);
   if (filesCopy) resources[ROLE_FILES] = filesCopy;
+  const [account, role, binding] = reporterObjects(cache, cluster);
+  if (account && role && binding) {
+    resources[ROLE_REPORTER_ACCOUNT] = account;
+    resources[ROLE_REPORTER_ROLE] = role;
+    resources[ROLE_REPORTER_BINDING] = binding;
+  }
   resources[jobKey] = jobObject(cache, cluster, input);
 
   const jobState = observeJob(observed[jobKey]);
