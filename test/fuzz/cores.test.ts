@@ -1,0 +1,143 @@
+import {
+  RunFunctionRequest,
+  RunFunctionResponse,
+  Severity,
+} from '@crossplane-org/function-sdk-typescript';
+import { Writable } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { runFunction } from '../../function/dispatch.js';
+import { createLogger } from '../../function/server/logger.js';
+import type { Json } from '../../function/k8s/object.js';
+import * as arb from './arbitraries.js';
+
+/** Cases per property: small by default; `FUZZ_RUNS=25000` (CI long mode) gives 100k in all. */
+const RUNS = Number(process.env['FUZZ_RUNS'] ?? '250');
+/** Generous per-property budget: long mode must not fail on a slow machine's clock. */
+const TIMEOUT_MS = 30_000 + RUNS * 10;
+// The Function logs each rejected input; thousands of those lines would bury the report.
+const log = createLogger(
+  { debug: false },
+  new Writable({
+    write: (_c, _e, done) => {
+      done();
+    },
+  }),
+);
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** Every FATAL message names what was wrong: a field path, or the Composition wiring. */
+const FATAL_SHAPE =
+  /^(invalid (function input: input|mount step input: input|ModelCache: (spec|metadata)|InferenceCluster: spec|ModelDeployment: (spec|metadata)|XR: spec)|function-modelcache composes |the ModelCache mount step needs a namespaced XR)/;
+
+/** The request as the server sees it: through protobuf, ints become doubles, undefined goes. */
+function overTheWire(parts: {
+  composite: Json;
+  observed: Record<string, Json>;
+  required: Record<string, Json[]>;
+  input: unknown;
+}): RunFunctionRequest {
+  const req = RunFunctionRequest.fromPartial({
+    meta: { tag: 'fuzz' },
+    observed: {
+      composite: { resource: parts.composite },
+      resources: Object.fromEntries(
+        Object.entries(parts.observed).map(([k, v]) => [k, { resource: v }]),
+      ),
+    },
+    requiredResources: Object.fromEntries(
+      Object.entries(parts.required).map(([k, list]) => [
+        k,
+        { items: list.map((resource) => ({ resource })) },
+      ]),
+    ),
+    ...(parts.input !== undefined && parts.input !== null && typeof parts.input === 'object'
+      ? { input: parts.input as Record<string, unknown> }
+      : {}),
+  });
+  return RunFunctionRequest.decode(RunFunctionRequest.encode(req).finish());
+}
+
+function checkResponse(req: RunFunctionRequest): void {
+  const rsp = runFunction(req, log);
+  const bytes = RunFunctionResponse.encode(rsp).finish();
+  expect(rsp.meta?.tag).toBe('fuzz');
+  // Deterministic: the same request gives byte-identical output.
+  expect(
+    Buffer.from(RunFunctionResponse.encode(runFunction(req, log)).finish()).equals(
+      Buffer.from(bytes),
+    ),
+  ).toBe(true);
+  const fatal = rsp.results.filter((r) => r.severity === Severity.SEVERITY_FATAL);
+  for (const r of fatal) expect(r.message).toMatch(FATAL_SHAPE);
+  if (fatal.length > 0) return;
+  for (const [key, res] of Object.entries(rsp.desired?.resources ?? {})) {
+    const body = res.resource as Json;
+    if (body['kind'] === 'Usage') continue;
+    expect(body['apiVersion'], key).toBe('kubernetes.m.crossplane.io/v1alpha1');
+    expect(body['kind'], key).toBe('Object');
+    const spec = body['spec'] as Json;
+    const manifest = (spec['forProvider'] as Json)['manifest'] as Json;
+    const meta = manifest['metadata'] as Json;
+    expect(typeof manifest['apiVersion'], key).toBe('string');
+    expect(typeof manifest['kind'], key).toBe('string');
+    expect(String(meta['name']), key).toMatch(DNS_SUBDOMAIN);
+    expect(String(meta['name']).length, key).toBeLessThanOrEqual(253);
+    if (meta['namespace'] !== undefined) expect(meta['namespace'], key).toMatch(DNS_LABEL);
+    expect(spec['providerConfigRef'], key).toBeDefined();
+  }
+}
+
+const property = (xr: fc.Arbitrary<Json>, input: fc.Arbitrary<unknown> = arb.input) =>
+  fc.property(xr, arb.observed, arb.required, input, (composite, observed, required, inp) => {
+    checkResponse(overTheWire({ composite, observed, required, input: inp }));
+  });
+
+describe(`fuzzing the Function (${RUNS} cases per property)`, () => {
+  it(
+    'ModelCache: never throws, names the field when fatal, deterministic, well-formed Objects',
+    () => {
+      fc.assert(property(arb.modelCacheXR), { numRuns: RUNS });
+    },
+    TIMEOUT_MS,
+  );
+  it(
+    'InferenceCluster: same properties',
+    () => {
+      fc.assert(property(arb.inferenceClusterXR), { numRuns: RUNS });
+    },
+    TIMEOUT_MS,
+  );
+  it(
+    'ModelDeployment: same properties',
+    () => {
+      fc.assert(property(arb.modelDeploymentXR), { numRuns: RUNS });
+    },
+    TIMEOUT_MS,
+  );
+  it(
+    'mount step and arbitrary XRs: same properties',
+    () => {
+      fc.assert(
+        property(
+          fc.oneof(
+            arb.modelDeploymentXR,
+            arb.anyJson.map((v) => ({
+              kind: 'Anything',
+              metadata: { name: 'x', namespace: 'n' },
+              spec: { caches: v },
+            })),
+          ),
+          fc.constant({
+            apiVersion: 'modelcache.fn.modelplane.ai/v1alpha1',
+            kind: 'MountCaches',
+            cachesFrom: 'spec.caches',
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT_MS,
+  );
+});
