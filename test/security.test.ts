@@ -85,6 +85,26 @@ const files = goldens();
 // The mount step passes authors' own pods through: their hardening is the author's call.
 const composedByUs = files.filter((p) => !relative(GOLDEN_DIR, p).startsWith('mountstep'));
 
+describe('the checks themselves', () => {
+  it('flag a bare pod and a writable cache mount', () => {
+    const bare: Json = {
+      containers: [{ name: 'c', volumeMounts: [{ name: 'modelcache-x', mountPath: '/m' }] }],
+      volumes: [{ name: 'modelcache-x', persistentVolumeClaim: { claimName: 'x' } }],
+    };
+    expect(hardeningProblems(bare)).toEqual([
+      'c: may run as root',
+      'c: writable root filesystem',
+      'c: privilege escalation allowed',
+      'c: capabilities not all dropped',
+      'c: seccomp is not RuntimeDefault',
+    ]);
+    expect(writableCacheMounts(bare)).toEqual([
+      'volume modelcache-x not readOnly',
+      'c mounts modelcache-x writable',
+    ]);
+  });
+});
+
 describe('every composed pod is hardened', () => {
   it('finds pods to check in the goldens', () => {
     expect(
