@@ -1,465 +1,24 @@
 // Evaluates every x-kubernetes-validations rule of the XRDs with a real CEL implementation, the
-// way the API server does: defaults applied first, the OpenAPI checks, then each rule at its own
-// node with `self` (and `oldSelf` for transition rules) bound to the value there, nodes absent
-// from the object skipped, and CEL skipped when a "blocking" schema error was found (Kubernetes'
-// customresource strategy does the same). Each case's verdict is checked against zod too, so the
-// XRD and the Function reject the same objects.
-import { Environment, type ObjectSchema } from '@marcbachmann/cel-js';
+// way the API server does (test/support/cel-admission.ts): defaults applied first, the OpenAPI
+// checks, then each rule at its own node with `self` (and `oldSelf` for transition rules) bound
+// to the value there, nodes absent from the object skipped, and CEL skipped when a "blocking"
+// schema error was found (Kubernetes' customresource strategy does the same). Each case's verdict
+// is checked against zod too, so the XRD and the Function reject the same objects.
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { inferenceClusterSpec, inferenceClusterStatus } from '../function/api/inferencecluster.js';
 import { modelCacheSpec } from '../function/api/modelcache.js';
-import { asNode, isNode, openApiSchema, readYaml, type Node } from './support/xrd.js';
-
-function readXrdSchema(relative: string): Node {
-  return openApiSchema(readYaml(relative));
-}
-
-function properties(node: Node): Record<string, Node> {
-  const props = node['properties'];
-  if (!isNode(props)) return {};
-  return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, asNode(v, k)]));
-}
-
-function child(node: Node, key: 'items' | 'additionalProperties'): Node | undefined {
-  const c = node[key];
-  return isNode(c) ? c : undefined;
-}
-
-function typeOf(node: Node): string {
-  return typeof node['type'] === 'string' ? node['type'] : 'object';
-}
-
-// ---------------------------------------------------------------------------------------------
-// Rules.
-
-interface XRule {
-  rule: string;
-  message: string;
-  fieldPath?: string;
-  reason?: string;
-}
-
-interface LocatedRule extends XRule {
-  path: string;
-  node: Node;
-}
-
-function rulesOf(node: Node): XRule[] {
-  const raw = node['x-kubernetes-validations'];
-  if (raw === undefined) return [];
-  if (!Array.isArray(raw)) throw new Error('x-kubernetes-validations must be a list');
-  return raw.map((r: unknown) => {
-    const v = asNode(r, 'rule');
-    const { rule, message, fieldPath, reason } = v;
-    if (typeof rule !== 'string' || typeof message !== 'string') {
-      throw new Error(`every rule needs a rule and a message: ${JSON.stringify(v)}`);
-    }
-    return {
-      rule,
-      message,
-      ...(typeof fieldPath === 'string' ? { fieldPath } : {}),
-      ...(typeof reason === 'string' ? { reason } : {}),
-    };
-  });
-}
-
-function collectRules(node: Node, path: string, out: LocatedRule[] = []): LocatedRule[] {
-  for (const r of rulesOf(node)) out.push({ ...r, path, node });
-  for (const [name, c] of Object.entries(properties(node))) collectRules(c, `${path}.${name}`, out);
-  const items = child(node, 'items');
-  if (items) collectRules(items, `${path}[*]`, out);
-  const values = child(node, 'additionalProperties');
-  if (values) collectRules(values, `${path}[*]`, out);
-  return out;
-}
-
-const isTransition = (rule: string): boolean => /\boldSelf\b/.test(rule);
-
-/**
- * Kubernetes' CEL environment has extension libraries cel-js does not ship; the ones these rules
- * use are registered here (string split and bytes() conversion are built in to cel-js).
- */
-function withKubernetesLibraries(env: Environment): Environment {
-  // k8s lists library: <list<int>>.sum() -> int.
-  return env.registerFunction('list<int>.sum(): int', (list: readonly bigint[]): bigint =>
-    list.reduce((a, b) => a + b, 0n),
-  );
-}
-
-const evalEnv = withKubernetesLibraries(
-  new Environment().registerVariable('self', 'dyn').registerVariable('oldSelf', 'dyn'),
-);
-type Compiled = (ctx: Record<string, unknown>) => unknown;
-const compiled = new Map<string, Compiled>();
-function compile(rule: string): Compiled {
-  let fn = compiled.get(rule);
-  if (!fn) {
-    const parsed = evalEnv.parse(rule);
-    fn = (ctx) => parsed(ctx) as unknown;
-    compiled.set(rule, fn);
-  }
-  return fn;
-}
-
-/** The CEL type of a schema node, as cel-js declares variables; objects become custom types. */
-function celType(node: Node): string | ObjectSchema {
-  switch (typeOf(node)) {
-    case 'string':
-      return 'string';
-    case 'integer':
-      return 'int';
-    case 'number':
-      return 'double';
-    case 'boolean':
-      return 'bool';
-    case 'array': {
-      const items = child(node, 'items');
-      const t = items ? celType(items) : 'dyn';
-      return `list<${typeof t === 'string' ? t : 'dyn'}>`;
-    }
-    default: {
-      const values = child(node, 'additionalProperties');
-      if (values) {
-        const t = celType(values);
-        return `map<string, ${typeof t === 'string' ? t : 'dyn'}>`;
-      }
-      return Object.fromEntries(
-        Object.entries(properties(node)).map(([name, c]) => [name, celType(c)]),
-      );
-    }
-  }
-}
-
-/** An environment where `self`/`oldSelf` carry the node's declared type, as Kubernetes types them. */
-function typedEnv(node: Node): Environment {
-  const t = celType(node);
-  const env = withKubernetesLibraries(new Environment());
-  if (typeof t === 'string') return env.registerVariable('self', t).registerVariable('oldSelf', t);
-  return (
-    env
-      .registerType({ name: 'Self', schema: t })
-      .registerVariable('self', 'Self')
-      .registerVariable('oldSelf', 'Self')
-      // Type checking only (never evaluated): cel-js has no == for custom types.
-      .registerOperator('Self == Self', (a, b) => JSON.stringify(a) === JSON.stringify(b))
-  );
-}
-
-/** JSON as CEL sees it under the schema: integers are CEL ints (bigint in cel-js). */
-function toCel(node: Node, value: unknown): unknown {
-  const type = typeOf(node);
-  if (type === 'integer' && typeof value === 'number' && Number.isInteger(value)) {
-    return BigInt(value);
-  }
-  if (Array.isArray(value)) {
-    const items = child(node, 'items');
-    return items ? value.map((v) => toCel(items, v)) : value;
-  }
-  if (isNode(value)) {
-    const props = properties(node);
-    const values = child(node, 'additionalProperties');
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => {
-        const c = props[k] ?? values;
-        return [k, c ? toCel(c, v) : v];
-      }),
-    );
-  }
-  return value;
-}
-
-// ---------------------------------------------------------------------------------------------
-// A small admission: defaulting, OpenAPI validation, CEL validation.
-
-type ErrorType =
-  | 'Required'
-  | 'NotSupported'
-  | 'TooLong'
-  | 'TooMany'
-  | 'TypeInvalid'
-  | 'Invalid'
-  | 'Forbidden'
-  | 'Duplicate'
-  | 'Unknown';
-
-interface FieldError {
-  type: ErrorType;
-  path: string;
-  text: string;
-}
-
-/** Error types after which Kubernetes does not run CEL rules (strategy.go hasBlockingErr). */
-const BLOCKING: ReadonlySet<ErrorType> = new Set([
-  'NotSupported',
-  'Required',
-  'TooLong',
-  'TooMany',
-  'TypeInvalid',
-]);
-const NOT_CHECKED =
-  'some validation rules were not checked because the object was invalid; correct the existing errors to complete validation';
-
-/** Length as Kubernetes measures maxLength: in code points (Go runes), not UTF-16 units. */
-function runes(s: string): number {
-  return Array.from(s).length;
-}
-
-function shown(v: unknown): string {
-  if (typeof v === 'string' && runes(v) > 64) return `"<${runes(v)} characters>"`;
-  return JSON.stringify(v);
-}
-
-function applyDefaults(node: Node, value: unknown): unknown {
-  if (isNode(value)) {
-    for (const [name, c] of Object.entries(properties(node))) {
-      if (value[name] === undefined && c['default'] !== undefined) {
-        value[name] = structuredClone(c['default']);
-      }
-      if (value[name] !== undefined) value[name] = applyDefaults(c, value[name]);
-    }
-    const values = child(node, 'additionalProperties');
-    if (values) for (const k of Object.keys(value)) value[k] = applyDefaults(values, value[k]);
-  }
-  const items = child(node, 'items');
-  if (Array.isArray(value) && items) return value.map((v) => applyDefaults(items, v));
-  return value;
-}
-
-/** The JSON type of a value as go-openapi names it in errors. */
-function jsonType(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
-  return typeof v;
-}
-
-function hasType(type: string, v: unknown): boolean {
-  switch (type) {
-    case 'object':
-      return isNode(v);
-    case 'array':
-      return Array.isArray(v);
-    case 'string':
-      return typeof v === 'string';
-    case 'integer':
-      return typeof v === 'number' && Number.isInteger(v);
-    case 'number':
-      return typeof v === 'number';
-    case 'boolean':
-      return typeof v === 'boolean';
-    default:
-      throw new Error(`unknown schema type ${type}`);
-  }
-}
-
-function num(node: Node, key: string): number | undefined {
-  const v = node[key];
-  return typeof v === 'number' ? v : undefined;
-}
-
-function validateSchema(node: Node, value: unknown, path: string, out: FieldError[]): void {
-  const type = typeOf(node);
-  if (!hasType(type, value)) {
-    out.push({
-      type: 'TypeInvalid',
-      path,
-      text: `Invalid value: "${jsonType(value)}": ${path} in body must be of type ${type}: "${jsonType(value)}"`,
-    });
-    return;
-  }
-  const e = node['enum'];
-  if (Array.isArray(e) && !e.includes(value)) {
-    const supported = e.map((s) => JSON.stringify(s)).join(', ');
-    out.push({
-      type: 'NotSupported',
-      path,
-      text: `Unsupported value: ${shown(value)}: supported values: ${supported}`,
-    });
-  }
-  if (typeof value === 'string') {
-    const length = runes(value);
-    const max = num(node, 'maxLength');
-    const min = num(node, 'minLength');
-    if (max !== undefined && length > max) {
-      out.push({ type: 'TooLong', path, text: `Too long: may not be more than ${max} bytes` });
-    }
-    if (min !== undefined && length < min) {
-      out.push({
-        type: 'Invalid',
-        path,
-        text: `Invalid value: ${shown(value)}: ${path} in body should be at least ${min} chars long`,
-      });
-    }
-    const pattern = node['pattern'];
-    if (typeof pattern === 'string' && !new RegExp(pattern, 'u').test(value)) {
-      out.push({
-        type: 'Invalid',
-        path,
-        text: `Invalid value: ${shown(value)}: ${path} in body should match '${pattern}'`,
-      });
-    }
-  }
-  if (typeof value === 'number') {
-    const max = num(node, 'maximum');
-    const min = num(node, 'minimum');
-    if (min !== undefined && value < min) {
-      out.push({
-        type: 'Invalid',
-        path,
-        text: `Invalid value: ${value}: ${path} in body should be greater than or equal to ${min}`,
-      });
-    }
-    if (max !== undefined && value > max) {
-      out.push({
-        type: 'Invalid',
-        path,
-        text: `Invalid value: ${value}: ${path} in body should be less than or equal to ${max}`,
-      });
-    }
-  }
-  const items = child(node, 'items');
-  if (Array.isArray(value)) {
-    const max = num(node, 'maxItems');
-    const min = num(node, 'minItems');
-    if (max !== undefined && value.length > max) {
-      out.push({
-        type: 'TooMany',
-        path,
-        text: `Too many: ${value.length}: must have at most ${max} items`,
-      });
-    }
-    if (min !== undefined && value.length < min) {
-      out.push({
-        type: 'Invalid',
-        path,
-        text: `Invalid value: ${value.length}: ${path} in body should have at least ${min} items`,
-      });
-    }
-    if (items) {
-      value.forEach((v, i) => {
-        validateSchema(items, v, `${path}[${i}]`, out);
-      });
-    }
-  }
-  if (isNode(value)) {
-    const count = Object.keys(value).length;
-    const max = num(node, 'maxProperties');
-    const min = num(node, 'minProperties');
-    if (max !== undefined && count > max) {
-      out.push({
-        type: 'TooMany',
-        path,
-        text: `Too many: ${count}: must have at most ${max} items`,
-      });
-    }
-    if (min !== undefined && count < min) {
-      out.push({
-        type: 'Invalid',
-        path,
-        text: `Invalid value: ${count}: ${path} in body should have at least ${min} properties`,
-      });
-    }
-    const required = Array.isArray(node['required']) ? (node['required'] as string[]) : [];
-    for (const name of required) {
-      if (value[name] === undefined) {
-        out.push({ type: 'Required', path: `${path}.${name}`, text: 'Required value' });
-      }
-    }
-    const props = properties(node);
-    const values = child(node, 'additionalProperties');
-    for (const [k, v] of Object.entries(value)) {
-      const c = props[k];
-      if (c) validateSchema(c, v, `${path}.${k}`, out);
-      else if (values) validateSchema(values, v, `${path}.${k}`, out);
-      else out.push({ type: 'Unknown', path: `${path}.${k}`, text: 'unknown field' });
-    }
-  }
-}
-
-function ruleError(rule: XRule, node: Node, path: string): FieldError {
-  const at = `${path}${rule.fieldPath ?? ''}`;
-  switch (rule.reason) {
-    case 'FieldValueRequired':
-      return { type: 'Required', path: at, text: `Required value: ${rule.message}` };
-    case 'FieldValueForbidden':
-      return { type: 'Forbidden', path: at, text: `Forbidden: ${rule.message}` };
-    case 'FieldValueDuplicate':
-      return { type: 'Duplicate', path: at, text: `Duplicate value: ${rule.message}` };
-    default:
-      return {
-        type: 'Invalid',
-        path: at,
-        text: `Invalid value: "${typeOf(node)}": ${rule.message}`,
-      };
-  }
-}
-
-function validateRules(
-  node: Node,
-  value: unknown,
-  old: unknown,
-  path: string,
-  out: FieldError[],
-): void {
-  if (value === undefined) return; // absent nodes are not validated
-  for (const r of rulesOf(node)) {
-    if (isTransition(r.rule) && old === undefined) continue; // create, or no correlated old value
-    let result: unknown;
-    try {
-      result = compile(r.rule)({
-        self: toCel(node, value),
-        oldSelf: old === undefined ? null : toCel(node, old),
-      });
-    } catch (err) {
-      const summary = err instanceof Error ? err.message.split('\n')[0] : String(err);
-      out.push({
-        type: 'Invalid',
-        path,
-        text: `Invalid value: "${typeOf(node)}": ${summary ?? ''} evaluating rule: ${r.rule}`,
-      });
-      continue;
-    }
-    if (result !== true) out.push(ruleError(r, node, path));
-  }
-  if (isNode(value)) {
-    const oldNode = isNode(old) ? old : undefined;
-    for (const [name, c] of Object.entries(properties(node))) {
-      validateRules(c, value[name], oldNode?.[name], `${path}.${name}`, out);
-    }
-    const values = child(node, 'additionalProperties');
-    if (values) {
-      for (const [k, v] of Object.entries(value)) {
-        validateRules(values, v, oldNode?.[k], `${path}.${k}`, out); // map entries correlate by key
-      }
-    }
-  }
-  const items = child(node, 'items');
-  if (Array.isArray(value) && items) {
-    // Atomic lists: Kubernetes does not correlate items, so transition rules do not run there.
-    value.forEach((v, i) => {
-      validateRules(items, v, undefined, `${path}[${i}]`, out);
-    });
-  }
-}
-
-/** Every error the API server would report for `object` (an update when `old` is given). */
-function admit(schema: Node, path: string, object: unknown, old?: unknown): string[] {
-  const value = applyDefaults(schema, structuredClone(object));
-  const oldValue = old === undefined ? undefined : applyDefaults(schema, structuredClone(old));
-  const errors: FieldError[] = [];
-  validateSchema(schema, value, path, errors);
-  // kubectl asks for strict field validation: unknown fields fail decoding, before validation.
-  const unknown = errors.filter((e) => e.type === 'Unknown');
-  if (unknown.length > 0) {
-    return [`strict decoding error: ${unknown.map((e) => `unknown field "${e.path}"`).join(', ')}`];
-  }
-  if (errors.some((e) => BLOCKING.has(e.type))) {
-    return [...errors.map((e) => `${e.path}: ${e.text}`), NOT_CHECKED];
-  }
-  validateRules(schema, value, oldValue, path, errors);
-  return errors.map((e) => `${e.path}: ${e.text}`);
-}
+import { modelDeploymentSpec } from '../function/api/modeldeployment.js';
+import {
+  NOT_CHECKED,
+  admit,
+  applyDefaults,
+  collectRules,
+  properties,
+  readXrdSchema,
+  typedEnv,
+} from './support/cel-admission.js';
+import { type Node } from './support/xrd.js';
 
 // ---------------------------------------------------------------------------------------------
 
@@ -469,10 +28,14 @@ const MC_SPEC = properties(MODEL_CACHE)['spec'] as Node;
 const MC_STATUS = properties(MODEL_CACHE)['status'] as Node;
 const IC_SPEC = properties(INFERENCE_CLUSTER)['spec'] as Node;
 const IC_STATUS = properties(INFERENCE_CLUSTER)['status'] as Node;
+const MODEL_DEPLOYMENT = readXrdSchema('apis/modeldeployments/definition.yaml');
+const MD_SPEC = properties(MODEL_DEPLOYMENT)['spec'] as Node;
+const MD_STATUS = properties(MODEL_DEPLOYMENT)['status'] as Node;
 
 const ALL_RULES = [
   ...collectRules(MODEL_CACHE, 'ModelCache'),
   ...collectRules(INFERENCE_CLUSTER, 'InferenceCluster'),
+  ...collectRules(MODEL_DEPLOYMENT, 'ModelDeployment'),
 ];
 
 const MSG = {
@@ -497,6 +60,13 @@ const MSG = {
   kinds: (value: string) =>
     `spec.artifact.kind: Unsupported value: "${value}": supported values: "Weights", "Tokenizer", "Bytes"`,
   notChecked: NOT_CHECKED,
+  standalone:
+    'spec.topology.pipeline: Invalid value: "object": must be 1 for Standalone; use strategy TensorPipeline for a multi-pod gang',
+  gangWeights:
+    'spec.caches: Invalid value: "object": a gang (topology.pipeline > 1) needs at least one cache of kind Weights: every pod of a gang must load identical weights. Declare it on the reference (caches[].kind: Weights): admission sees only the reference, and the Function checks it against the cache',
+  cacheOnce: 'spec.caches: Invalid value: "array": each cache may be referenced once',
+  resourceNames: (field: 'requests' | 'limits') =>
+    `spec.engine.resources.${field}: Invalid value: "object": resource names must be 1-253 characters`,
 };
 
 describe('the CEL rules of the XRDs', () => {
@@ -559,6 +129,37 @@ describe('the CEL rules of the XRDs', () => {
       [
         'ModelCache.spec.clusterSelector.matchLabels',
         'label keys must be 1-317 characters',
+        undefined,
+        undefined,
+      ],
+      [
+        'ModelDeployment.spec',
+        'must be 1 for Standalone; use strategy TensorPipeline for a multi-pod gang',
+        '.topology.pipeline',
+        undefined,
+      ],
+      [
+        'ModelDeployment.spec',
+        'a gang (topology.pipeline > 1) needs at least one cache of kind Weights: every pod of a gang must load identical weights. Declare it on the reference (caches[].kind: Weights): admission sees only the reference, and the Function checks it against the cache',
+        '.caches',
+        undefined,
+      ],
+      ['ModelDeployment.spec.caches', 'each cache may be referenced once', undefined, undefined],
+      [
+        'ModelDeployment.spec.clusterSelector.matchLabels',
+        'label keys must be 1-317 characters',
+        undefined,
+        undefined,
+      ],
+      [
+        'ModelDeployment.spec.engine.resources.requests',
+        'resource names must be 1-253 characters',
+        undefined,
+        undefined,
+      ],
+      [
+        'ModelDeployment.spec.engine.resources.limits',
+        'resource names must be 1-253 characters',
         undefined,
         undefined,
       ],
@@ -1037,6 +638,244 @@ const transitionCases: Case[] = [
   },
 ];
 
+// ---------------------------------------------------------------------------------------------
+// ModelDeployment. No rule compares with oldSelf: every field may change (a new engine image or
+// replica count rolls the workloads), so there are no transition cases.
+
+const ENGINE: Node = { image: 'vllm/vllm-openai:v0.6.3' };
+/** A ModelDeployment spec: one cache by name and an engine, plus `extra`. */
+const md = (extra: Node = {}): Node => ({ caches: [{ name: 'llama' }], engine: ENGINE, ...extra });
+const gang = (caches: Node[], pipeline = 2): Node =>
+  md({ caches, topology: { strategy: 'TensorPipeline', tensor: 8, pipeline } });
+const WEIGHTS = { name: 'llama', kind: 'Weights' };
+const TOKENIZER = { name: 'tok', kind: 'Tokenizer' };
+
+const modelDeploymentCases: Case[] = [
+  {
+    reason: 'Standalone with one cache by name and an image: everything else defaults',
+    object: md(),
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: 'every field set: a gang over a Weights and a Tokenizer cache',
+    object: {
+      caches: [WEIGHTS, TOKENIZER],
+      clusterSelector: { matchLabels: { 'modelplane.ai/gpu': 'h100', region: 'us-east' } },
+      replicas: 4,
+      engine: {
+        image: 'vllm/vllm-openai:v0.6.3',
+        command: ['python3', '-m', 'vllm.entrypoints.openai.api_server'],
+        args: ['--model', '$(MODELCACHE_WEIGHTS_PATH)', '--tensor-parallel-size', '8'],
+        env: [{ name: 'VLLM_LOGGING_LEVEL', value: 'INFO' }, { name: 'EMPTY' }],
+        imagePullSecrets: [{ name: 'registry-creds' }],
+        resources: {
+          requests: { cpu: '8', memory: '64Gi' },
+          limits: { 'nvidia.com/gpu': 8, memory: '64Gi' },
+        },
+        port: 8080,
+      },
+      topology: { strategy: 'TensorPipeline', tensor: 8, pipeline: 2 },
+    },
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: 'zero replicas (scaled to nothing) is allowed',
+    object: md({ replicas: 0 }),
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: 'TensorPipeline with pipeline 1 is not a gang: no Weights cache needed',
+    object: gang([TOKENIZER], 1),
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: 'a gang with a Weights cache declared on its reference',
+    object: gang([TOKENIZER, WEIGHTS]),
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: 'a gang whose reference does not declare its kind: admission cannot read the cache',
+    object: gang([{ name: 'llama' }]),
+    expectValid: false,
+    messages: [MSG.gangWeights],
+  },
+  {
+    reason: 'a gang over a Tokenizer cache only',
+    object: gang([TOKENIZER]),
+    expectValid: false,
+    messages: [MSG.gangWeights],
+  },
+  {
+    reason: 'Standalone with pipeline 2',
+    object: md({ caches: [WEIGHTS], topology: { strategy: 'Standalone', pipeline: 2 } }),
+    expectValid: false,
+    messages: [MSG.standalone],
+  },
+  {
+    reason: 'pipeline 2 under the defaulted strategy (Standalone), no Weights: both rules report',
+    object: md({ topology: { pipeline: 2 } }),
+    expectValid: false,
+    messages: [MSG.standalone, MSG.gangWeights],
+  },
+  {
+    reason: 'the same cache twice',
+    object: md({ caches: [{ name: 'llama' }, { name: 'tok' }, { name: 'llama' }] }),
+    expectValid: false,
+    messages: [MSG.cacheOnce],
+  },
+  {
+    reason: 'the same cache twice with different declared kinds',
+    object: md({ caches: [WEIGHTS, { name: 'llama', kind: 'Bytes' }] }),
+    expectValid: false,
+    messages: [MSG.cacheOnce],
+  },
+  {
+    reason: 'an empty cache list',
+    object: md({ caches: [] }),
+    expectValid: false,
+    messages: ['spec.caches: Invalid value: 0: spec.caches in body should have at least 1 items'],
+  },
+  {
+    reason: 'no caches at all',
+    object: { engine: ENGINE },
+    expectValid: false,
+    messages: ['spec.caches: Required value', MSG.notChecked],
+  },
+  {
+    reason: 'nine caches',
+    object: md({ caches: Array.from({ length: 9 }, (_, i) => ({ name: `c${i}` })) }),
+    expectValid: false,
+    messages: ['spec.caches: Too many: 9: must have at most 8 items', MSG.notChecked],
+  },
+  {
+    reason: 'a cache name that is not a Kubernetes name',
+    object: md({ caches: [{ name: 'Llama_3' }] }),
+    expectValid: false,
+    messages: [
+      `spec.caches[0].name: Invalid value: "Llama_3": spec.caches[0].name in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'`,
+    ],
+  },
+  {
+    reason: 'a v0.2 cache kind on a reference',
+    object: md({ caches: [{ name: 'lora', kind: 'Adapter' }] }),
+    expectValid: false,
+    messages: [
+      'spec.caches[0].kind: Unsupported value: "Adapter": supported values: "Weights", "Tokenizer", "Bytes"',
+      MSG.notChecked,
+    ],
+  },
+  {
+    reason: 'an unknown strategy',
+    object: md({ topology: { strategy: 'Gang' } }),
+    expectValid: false,
+    messages: [
+      'spec.topology.strategy: Unsupported value: "Gang": supported values: "Standalone", "TensorPipeline"',
+      MSG.notChecked,
+    ],
+  },
+  {
+    reason: 'tensor 0',
+    object: md({ topology: { tensor: 0 } }),
+    expectValid: false,
+    messages: [
+      'spec.topology.tensor: Invalid value: 0: spec.topology.tensor in body should be greater than or equal to 1',
+    ],
+  },
+  {
+    reason: 'a gang of 65 pods',
+    object: gang([WEIGHTS], 65),
+    expectValid: false,
+    messages: [
+      'spec.topology.pipeline: Invalid value: 65: spec.topology.pipeline in body should be less than or equal to 64',
+    ],
+  },
+  {
+    reason: '10001 replicas',
+    object: md({ replicas: 10_001 }),
+    expectValid: false,
+    messages: [
+      'spec.replicas: Invalid value: 10001: spec.replicas in body should be less than or equal to 10000',
+    ],
+  },
+  {
+    reason: 'replicas as a string',
+    object: md({ replicas: '2' }),
+    expectValid: false,
+    messages: [
+      'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"',
+      MSG.notChecked,
+    ],
+  },
+  {
+    reason: 'an engine without an image',
+    object: md({ engine: { args: ['--model', '/mnt/model'] } }),
+    expectValid: false,
+    messages: ['spec.engine.image: Required value', MSG.notChecked],
+  },
+  {
+    reason: 'a misspelt engine.image fails strict field validation (zod: no image)',
+    object: md({ engine: { imag: 'vllm/vllm-openai:v0.6.3' } }),
+    expectValid: false,
+    messages: ['strict decoding error: unknown field "spec.engine.imag"'],
+  },
+  {
+    reason: 'an env var name with "="',
+    object: md({ engine: { ...ENGINE, env: [{ name: 'A=B', value: 'x' }] } }),
+    expectValid: false,
+    messages: [
+      `spec.engine.env[0].name: Invalid value: "A=B": spec.engine.env[0].name in body should match '^[-._a-zA-Z][-._a-zA-Z0-9]*$'`,
+    ],
+  },
+  {
+    reason: 'port 0',
+    object: md({ engine: { ...ENGINE, port: 0 } }),
+    expectValid: false,
+    messages: [
+      'spec.engine.port: Invalid value: 0: spec.engine.port in body should be greater than or equal to 1',
+    ],
+  },
+  {
+    reason: 'an empty quantity',
+    object: md({ engine: { ...ENGINE, resources: { requests: { cpu: '' } } } }),
+    expectValid: false,
+    messages: [
+      'spec.engine.resources.requests.cpu: Invalid value: "": spec.engine.resources.requests.cpu in body should be at least 1 chars long',
+    ],
+  },
+  {
+    reason: 'a quantity that is neither an integer nor a string',
+    object: md({ engine: { ...ENGINE, resources: { limits: { cpu: true } } } }),
+    expectValid: false,
+    messages: [
+      'spec.engine.resources.limits.cpu: Invalid value: "boolean": spec.engine.resources.limits.cpu in body must be of type integer,string: "boolean"',
+      MSG.notChecked,
+    ],
+  },
+  {
+    reason: 'an empty resource name in limits',
+    object: md({ engine: { ...ENGINE, resources: { limits: { '': '1' } } } }),
+    expectValid: false,
+    messages: [MSG.resourceNames('limits')],
+  },
+  {
+    reason: 'a resource name over 253 characters in requests',
+    object: md({ engine: { ...ENGINE, resources: { requests: { ['r'.repeat(254)]: 1 } } } }),
+    expectValid: false,
+    messages: [MSG.resourceNames('requests')],
+  },
+  {
+    reason: 'a label key over 317 characters',
+    object: md({ clusterSelector: { matchLabels: { ['k'.repeat(318)]: 'v' } } }),
+    expectValid: false,
+    messages: [MSG.labelKeys],
+  },
+];
+
 function checkTable(c: Case): void {
   expect(c.expectValid).toBe(c.messages.length === 0); // the table is consistent
 }
@@ -1086,11 +925,34 @@ describe('ModelCache spec admission', () => {
   });
 
   it('every rule rejects at least one case (no dead rules)', () => {
-    const seen = [...modelCacheCases, ...transitionCases].flatMap((c) => c.messages);
+    const seen = [...modelCacheCases, ...transitionCases, ...modelDeploymentCases].flatMap(
+      (c) => c.messages,
+    );
     const unexercised = ALL_RULES.filter((r) => !seen.some((m) => m.includes(r.message))).map(
       (r) => `${r.path}: ${r.message}`,
     );
     expect(unexercised).toEqual([]);
+  });
+});
+
+describe('ModelDeployment spec admission', () => {
+  it.each(modelDeploymentCases)('$reason', (c) => {
+    checkTable(c);
+    expect(admit(MD_SPEC, 'spec', c.object)).toEqual(c.messages);
+    // The Function's parser reaches the same verdict.
+    expect(modelDeploymentSpec.safeParse(c.object).success).toBe(c.expectValid);
+  });
+
+  it('applies the schema defaults before validating, as the API server does', () => {
+    const defaulted = applyDefaults(MD_SPEC, structuredClone(md()));
+    expect(defaulted).toEqual({
+      caches: [{ name: 'llama' }],
+      replicas: 1,
+      engine: { image: 'vllm/vllm-openai:v0.6.3', port: 8000 },
+      topology: { strategy: 'Standalone', tensor: 1, pipeline: 1 },
+    });
+    // zod fills in the same defaults.
+    expect(modelDeploymentSpec.parse(md())).toEqual(defaulted);
   });
 });
 
@@ -1142,6 +1004,39 @@ describe('status and InferenceCluster admission', () => {
         'status.clusters[0].phase: Unsupported value: "Done": supported values: "Pending", "Hydrating", "Ready", "Failed"',
         MSG.notChecked,
       ],
+    },
+    {
+      reason: 'ModelDeployment status as the Function writes it',
+      schema: MD_STATUS,
+      path: 'status',
+      object: {
+        replicas: { desired: 1, placed: 1 },
+        clusters: [
+          { name: 'a', replicas: 1, reason: 'Placed', message: '1 gang of 2 pods' },
+          {
+            name: 'b',
+            replicas: 0,
+            reason: 'WaitingForCache',
+            message: 'cache llama is Hydrating on cluster b (Downloading)',
+          },
+          {
+            name: 'c',
+            replicas: 0,
+            reason: 'NoRWXStorageClass',
+            message: 'cache llama cannot stage on cluster c: Failed (NoRWXStorageClass)',
+          },
+        ],
+      },
+      expectValid: true,
+      messages: [],
+    },
+    {
+      reason: 'ModelDeployment status with a cluster entry without a name',
+      schema: MD_STATUS,
+      path: 'status',
+      object: { clusters: [{ replicas: 1, reason: 'Placed' }] },
+      expectValid: false,
+      messages: ['status.clusters[0].name: Required value', MSG.notChecked],
     },
     {
       reason: 'InferenceCluster with only a provider config',

@@ -41,7 +41,10 @@ export const modelDeploymentSpec = z
       command: z.array(z.string().max(4096)).max(64).optional(),
       args: z.array(z.string().max(4096)).max(256).optional(),
       env: z.array(envVar).max(128).optional(),
-      imagePullSecrets: z.array(z.object({ name: objectName })).max(16).optional(),
+      imagePullSecrets: z
+        .array(z.object({ name: objectName }))
+        .max(16)
+        .optional(),
       resources: z
         .object({
           requests: z.record(z.string().min(1).max(253), quantity).optional(),
