@@ -77,6 +77,8 @@ export const REASON = {
   ProviderConfigNotFound: 'ProviderConfigNotFound',
   /** The InferenceCluster does not parse; its own status says why. */
   InvalidInferenceCluster: 'InvalidInferenceCluster',
+  /** The claim lost its volume (phase Lost): the staged bytes are gone. */
+  ClaimLost: 'ClaimLost',
   /** The prefetch Job failed for good; a new refetch token retries. */
   FetchFailed: 'FetchFailed',
   /** What the Function needs to decide was not observed this call; the last known state is kept. */
@@ -157,6 +159,14 @@ export const DEPLOY_REASON = {
   Held: 'Held',
   /** Eligible, but every replica already went to a cluster earlier in name order. */
   NoReplicasLeft: 'NoReplicasLeft',
+} as const;
+
+/** CachesReady reasons only the mount step writes (it also uses the deployment's). */
+export const MOUNT_REASON = {
+  /** Nothing says which InferenceCluster a workload runs on. */
+  WorkloadClusterUnknown: 'WorkloadClusterUnknown',
+  /** The workload is in another namespace than the cache's claim: the claim cannot be mounted. */
+  WorkloadNamespaceMismatch: 'WorkloadNamespaceMismatch',
 } as const;
 
 /** Input kind that turns the Function into a mount step for other authors' pipelines. */

@@ -155,6 +155,45 @@ describe('latching', () => {
   });
 });
 
+describe('Ready belongs to the claim it was staged into', () => {
+  /** A cache staged on cluster a into the claim with UID uid-1. */
+  function staged(): World {
+    const w = hydrating();
+    w.set('a', { claimUID: 'uid-1', job: { state: 'complete', revision: 'abc' } });
+    w.reconcile();
+    w.reconcile();
+    return w;
+  }
+  const phaseOf = (res: CoreResponse): unknown[] =>
+    (res.status['clusters'] as Json[]).map((c) => [c['phase'], c['reason'], c['claimUID']]);
+
+  it('stays Ready for the same claim, and records its UID', () => {
+    const w = staged();
+    w.set('a', { job: undefined });
+    expect(phaseOf(w.reconcile())).toEqual([['Ready', 'Staged', 'uid-1']]);
+  });
+  it('stages again when the claim was re-created (a new, empty volume)', () => {
+    const w = staged();
+    w.set('a', { claimUID: 'uid-2', job: undefined });
+    const res = w.reconcile();
+    expect(phaseOf(res)).toEqual([['Pending', 'JobPending', undefined]]);
+    expect(Object.keys(res.resources).some((k) => k.startsWith('a/fetch-'))).toBe(true);
+  });
+  it('stages again when the claim Object is gone', () => {
+    const w = staged();
+    const req = w.request();
+    delete req.observed['a/pvc'];
+    expect(phaseOf(compose(req))).toEqual([['Pending', 'PVCPending', undefined]]);
+  });
+  it('reports a Lost claim as Failed/ClaimLost and runs no Job', () => {
+    const w = staged();
+    w.set('a', { claim: 'Lost', job: undefined });
+    const res = w.reconcile();
+    expect(phaseOf(res)).toEqual([['Failed', 'ClaimLost', undefined]]);
+    expect(Object.keys(res.resources).sort()).toEqual(['a/namespace', 'a/pvc']);
+  });
+});
+
 describe('determinism', () => {
   it('gives byte-identical output for the same request, whatever the input order', () => {
     const w = new World(

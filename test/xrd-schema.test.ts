@@ -384,21 +384,12 @@ describe('XRD schemas agree with the zod schemas', () => {
     ).toEqual(['status: required: XRD [], zod ["nodes"]', 'status: property "nodes" only in zod']);
   });
 
-  // Resource quantities: the XRD says int-or-string, as Kubernetes' own Quantity schema does (a
-  // structural schema cannot say "string or any number"); zod takes any number, so 0.5 passes zod
-  // and is refused by the API server. Harmless (admission runs first) but a drift all the same:
-  // function/api/modeldeployment.ts's quantity should be z.number().int(), after which this list
-  // is empty and the case moves into the table above.
-  const MD_QUANTITY_DIVERGENCE = [
-    'spec.engine.resources.limits{}: int-or-string: XRD {"type":"integer"}, zod {"type":"number"}',
-    'spec.engine.resources.requests{}: int-or-string: XRD {"type":"integer"}, zod {"type":"number"}',
-  ];
   const modelDeployment = openApiSchema(readYaml(MODEL_DEPLOYMENT_XRD));
   const mdSpec = propertyAt(modelDeployment, 'spec');
   const mdZod = zodSchema(modelDeploymentSpec);
 
-  it('ModelDeployment spec mirrors modelDeploymentSpec, but for integer-only quantities', () => {
-    expect(compareSchemas(mdSpec, mdZod, 'spec')).toEqual(MD_QUANTITY_DIVERGENCE);
+  it('ModelDeployment spec mirrors modelDeploymentSpec (quantities are int-or-string on both)', () => {
+    expect(compareSchemas(mdSpec, mdZod, 'spec')).toEqual([]);
   });
 
   it('a quantity of a string or an integer agrees with the XRD int-or-string', () => {
@@ -493,9 +484,9 @@ describe('XRD schemas agree with the zod schemas', () => {
     const copy = structuredClone(mdSpec);
     mutate(copy);
     const found = compareSchemas(copy, mdZod, 'spec');
-    expect(found.filter((l) => !MD_QUANTITY_DIVERGENCE.includes(l))).toEqual(expected);
+    expect(found).toEqual(expected);
     // The original is untouched and still agrees.
-    expect(compareSchemas(mdSpec, mdZod, 'spec')).toEqual(MD_QUANTITY_DIVERGENCE);
+    expect(compareSchemas(mdSpec, mdZod, 'spec')).toEqual([]);
   });
 
   it('normalises what zod emits differently from an XRD', () => {

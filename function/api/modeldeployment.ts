@@ -4,7 +4,8 @@ import { labelMap, objectName } from './common.js';
 
 export const STRATEGIES = ['Standalone', 'TensorPipeline'] as const;
 export const CACHE_REFS_MAX = 8;
-const quantity = z.union([z.string().min(1).max(64), z.number()]);
+/** A Kubernetes quantity: a string, or an integer (the XRD says int-or-string, as Kubernetes does). */
+const quantity = z.union([z.string().min(1).max(64), z.number().int()]);
 
 /** A ModelCache in the deployment's namespace, by name. */
 export const cacheRef = z.object({

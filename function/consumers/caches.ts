@@ -55,20 +55,24 @@ export function cacheView(raw: Json): CacheView {
   };
 }
 
-/** Why a cache does not allow placement on a cluster; undefined means it does. */
+/**
+ * Why a cache does not allow placement on a cluster; undefined means it does. `keepsRunning`:
+ * a workload already running there may stay (its volume still holds staged bytes); only a
+ * cache that no longer covers the cluster at all (its claim goes) takes it away.
+ */
 export type CacheBlock =
-  | { reason: 'WaitingForCache'; transient: true; message: string }
   | {
-      reason: 'NoRWXStorageClass' | 'CacheFailed' | 'NotMatchedByCache';
-      transient: false;
+      reason: 'WaitingForCache' | 'NoRWXStorageClass' | 'CacheFailed';
+      keepsRunning: true;
       message: string;
-    };
+    }
+  | { reason: 'NotMatchedByCache'; keepsRunning: false; message: string };
 
 export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | undefined {
   if (cache.clusters === undefined) {
     return {
       reason: 'WaitingForCache',
-      transient: true,
+      keepsRunning: true,
       message: `cache ${cache.name} has not reported status yet`,
     };
   }
@@ -76,7 +80,7 @@ export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | unde
   if (entry === undefined) {
     return {
       reason: 'NotMatchedByCache',
-      transient: false,
+      keepsRunning: false,
       message: `cache ${cache.name} is not staged on cluster ${cluster}: its clusterSelector does not match it`,
     };
   }
@@ -87,19 +91,19 @@ export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | unde
     case 'Hydrating':
       return {
         reason: 'WaitingForCache',
-        transient: true,
+        keepsRunning: true,
         message: `cache ${cache.name} is ${entry.phase} on cluster ${cluster} (${entry.reason})`,
       };
     case 'Failed':
       return entry.reason === 'NoRWXStorageClass'
         ? {
             reason: 'NoRWXStorageClass',
-            transient: false,
+            keepsRunning: true,
             message: `cache ${cache.name} cannot stage on cluster ${cluster}: ${entry.message}`,
           }
         : {
             reason: 'CacheFailed',
-            transient: false,
+            keepsRunning: true,
             message: `cache ${cache.name} failed on cluster ${cluster} (${entry.reason}): ${entry.message}`,
           };
     default: {

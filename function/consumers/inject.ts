@@ -1,5 +1,5 @@
 import { asJson, type Json } from '../k8s/object.js';
-import { dnsLabel } from '../k8s/names.js';
+import { dnsLabel, sha256Hex } from '../k8s/names.js';
 
 /** One cache as a pod mounts it on one cluster. */
 export interface CacheMount {
@@ -36,8 +36,14 @@ export function cacheEnv(mounts: CacheMount[]): Json[] {
     const only = list.length === 1 ? list[0] : undefined;
     if (only) env.push({ name: `MODELCACHE_${envSuffix(kind)}_PATH`, value: only.mountPath });
   }
-  for (const m of mounts)
-    env.push({ name: `MODELCACHE_PATH_${envSuffix(m.cache)}`, value: m.mountPath });
+  // Names like a-b and a.b give the same suffix: those get a short hash so neither is lost.
+  const suffixes = mounts.map((m) => envSuffix(m.cache));
+  mounts.forEach((m, i) => {
+    const suffix = suffixes[i] ?? '';
+    const clash = suffixes.filter((s) => s === suffix).length > 1;
+    const unique = clash ? `${suffix}_${sha256Hex(m.cache).slice(0, 6).toUpperCase()}` : suffix;
+    env.push({ name: `MODELCACHE_PATH_${unique}`, value: m.mountPath });
+  });
   return env;
 }
 

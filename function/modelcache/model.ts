@@ -38,6 +38,8 @@ export interface ClusterStatus {
   progress?: Progress;
   resolvedRevision?: string;
   identity: string;
+  /** The claim the bytes were staged into: a re-created (empty) claim has another UID. */
+  claimUID?: string;
 }
 
 /** Why a cluster cannot be worked on this call, decided before the backend runs. */

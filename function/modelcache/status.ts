@@ -26,6 +26,7 @@ const clusterStatusSchema = z.object({
   progress: z.object({ bytesDone: count, bytesTotal: count }).optional(),
   resolvedRevision: z.string().optional(),
   identity: z.string(),
+  claimUID: z.string().optional(),
 });
 
 /** The previous per-cluster status, by cluster name, read back from the observed XR. */

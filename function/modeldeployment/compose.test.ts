@@ -159,3 +159,83 @@ describe('composeModelDeployment: bad input names the field', () => {
     });
   });
 });
+
+describe('composeModelDeployment: edge cases', () => {
+  const one = clusters('a');
+  it('keeps a running workload when its cache fails a refetch (the staged bytes are still there)', () => {
+    const spec = { caches: [{ name: 'llama' }], engine: ENGINE };
+    const first = composeModelDeployment(
+      f.deploymentRequest(f.modelDeployment(spec), one, { llama: weights({ a: 'Ready' }) }),
+    );
+    if ('fatal' in first) throw new Error(first.fatal);
+    const running = f.observedObject(first.resources['a/workload'] as Json, undefined);
+    const res = composeModelDeployment(
+      f.deploymentRequest(
+        f.modelDeployment(spec),
+        one,
+        { llama: weights({ a: ['Failed', 'FetchFailed'] }) },
+        { 'a/workload': running },
+      ),
+    );
+    if ('fatal' in res) throw new Error(res.fatal);
+    expect(Object.keys(res.resources).sort()).toEqual(['a/workload', 'usage/llama']);
+    expect(res.status['clusters']).toEqual([
+      {
+        name: 'a',
+        replicas: 1,
+        reason: 'Held',
+        message:
+          'kept running while cache llama failed on cluster a (FetchFailed): Failed (FetchFailed)',
+      },
+    ]);
+  });
+
+  it('treats replicas 0 as scheduled, not as a placement failure', () => {
+    const res = composeModelDeployment(
+      f.deploymentRequest(
+        f.modelDeployment({ caches: [{ name: 'llama' }], replicas: 0, engine: ENGINE }),
+        one,
+        { llama: weights({ a: 'Ready' }) },
+      ),
+    );
+    if ('fatal' in res) throw new Error(res.fatal);
+    expect(res.conditions.find((c) => c.type === 'Scheduled')).toEqual({
+      type: 'Scheduled',
+      status: 'True',
+      reason: 'Placed',
+      message: 'spec.replicas is 0: nothing to place',
+    });
+    expect(res.status['clusters']).toEqual([
+      { name: 'a', replicas: 0, reason: 'NoReplicasLeft', message: 'eligible; spec.replicas is 0' },
+    ]);
+  });
+
+  it("keeps the user's HOME and gives colliding cache names distinct env vars", () => {
+    const res = composeModelDeployment(
+      f.deploymentRequest(
+        f.modelDeployment({
+          caches: [{ name: 'a-b' }, { name: 'a.b' }],
+          engine: { ...ENGINE, env: [{ name: 'HOME', value: '/data' }] },
+        }),
+        one,
+        {
+          'a-b': f.cacheWithStatus('a-b', 'Weights', '/mnt/one', { a: 'Ready' }),
+          'a.b': f.cacheWithStatus('a.b', 'Bytes', '/mnt/two', { a: 'Ready' }),
+        },
+      ),
+    );
+    if ('fatal' in res) throw new Error(res.fatal);
+    const manifest = (
+      (res.resources['a/workload'] as Json)['spec'] as { forProvider: { manifest: Json } }
+    ).forProvider.manifest;
+    const env = (manifest['spec'] as { template: { spec: { containers: { env: Json[] }[] } } })
+      .template.spec.containers[0]?.env;
+    expect(env).toEqual([
+      { name: 'HOME', value: '/data' },
+      { name: 'MODELCACHE_BYTES_PATH', value: '/mnt/two' },
+      { name: 'MODELCACHE_WEIGHTS_PATH', value: '/mnt/one' },
+      { name: 'MODELCACHE_PATH_A_B_D44362', value: '/mnt/one' },
+      { name: 'MODELCACHE_PATH_A_B_2E7336', value: '/mnt/two' },
+    ]);
+  });
+});

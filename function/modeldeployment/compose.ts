@@ -215,7 +215,7 @@ export function composeModelDeployment(req: CoreRequest): CoreResult {
     blocks.set(cluster, block);
     const running = req.observed[workloadKey(cluster)];
     if (wideBlock === undefined && block === undefined) eligible.push(cluster);
-    else if (running && (wideBlock !== undefined || block?.transient === true)) {
+    else if (running && (wideBlock !== undefined || block?.keepsRunning === true)) {
       const replicas = at(running, 'spec', 'forProvider', 'manifest', 'spec', 'replicas');
       heldReplicas.set(cluster, typeof replicas === 'number' ? replicas : 0);
     }
@@ -267,7 +267,10 @@ export function composeModelDeployment(req: CoreRequest): CoreResult {
         name: cluster,
         replicas: 0,
         reason: DEPLOY_REASON.NoReplicasLeft,
-        message: `eligible, but all ${spec.replicas} replicas went to clusters earlier in name order`,
+        message:
+          spec.replicas === 0
+            ? 'eligible; spec.replicas is 0'
+            : `eligible, but all ${spec.replicas} replicas went to clusters earlier in name order`,
       });
     } else {
       clusters.push({
@@ -367,22 +370,29 @@ function conditionsOf(
   const placed = clusters.filter((c) => c.replicas > 0);
   const total = placed.reduce((n, c) => n + c.replicas, 0);
   const scheduled: CoreCondition =
-    placed.length > 0
+    spec.replicas === 0
       ? {
           type: CONDITION_SCHEDULED,
           status: 'True',
           reason: DEPLOY_REASON.Placed,
-          message: `${total}/${spec.replicas} placed: ${placed.map((c) => `${c.name} (${c.replicas})`).join(', ')}`,
+          message: 'spec.replicas is 0: nothing to place',
         }
-      : {
-          type: CONDITION_SCHEDULED,
-          status: 'False',
-          reason: DEPLOY_REASON.NoEligibleClusters,
-          message:
-            selected === 0
-              ? 'no InferenceCluster matches spec.clusterSelector'
-              : 'no selected cluster has every referenced cache Ready',
-        };
+      : placed.length > 0
+        ? {
+            type: CONDITION_SCHEDULED,
+            status: 'True',
+            reason: DEPLOY_REASON.Placed,
+            message: `${total}/${spec.replicas} placed: ${placed.map((c) => `${c.name} (${c.replicas})`).join(', ')}`,
+          }
+        : {
+            type: CONDITION_SCHEDULED,
+            status: 'False',
+            reason: DEPLOY_REASON.NoEligibleClusters,
+            message:
+              selected === 0
+                ? 'no InferenceCluster matches spec.clusterSelector'
+                : 'no selected cluster has every referenced cache Ready',
+          };
   return [cachesReady, scheduled];
 }
 

@@ -32,7 +32,13 @@ function podSpec(spec: ModelDeploymentSpec, mounts: CacheMount[]): Json {
     image: spec.engine.image,
     ...(spec.engine.command ? { command: spec.engine.command } : {}),
     ...(spec.engine.args ? { args: spec.engine.args } : {}),
-    env: [{ name: 'HOME', value: '/tmp' }, ...(spec.engine.env ?? [])],
+    // Engines write caches under $HOME; the root filesystem is read-only, /tmp is not.
+    env: [
+      ...((spec.engine.env ?? []).some((e) => e.name === 'HOME')
+        ? []
+        : [{ name: 'HOME', value: '/tmp' }]),
+      ...(spec.engine.env ?? []),
+    ],
     ports: [{ name: 'http', containerPort: spec.engine.port }],
     resources: resources(spec),
     volumeMounts: [

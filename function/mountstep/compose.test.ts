@@ -172,3 +172,22 @@ describe('composeMountStep: properties', () => {
     });
   });
 });
+
+describe('composeMountStep: namespaces', () => {
+  it('holds back a workload placed in another namespace than the cache claims, and says why', () => {
+    const elsewhere = inObject('a', {
+      ...deployment,
+      metadata: { name: 'server', namespace: 'other' },
+    });
+    const res = run(request({ dep: elsewhere }, { a: 'Ready', b: 'Ready' }));
+    expect(res.withheld).toEqual(['dep']);
+    expect(res.conditions).toEqual([
+      {
+        type: 'CachesReady',
+        status: 'False',
+        reason: 'WorkloadNamespaceMismatch',
+        message: `holding back dep on cluster a: it is in namespace other but the cache claims are in ${f.NS}`,
+      },
+    ]);
+  });
+});

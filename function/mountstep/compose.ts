@@ -6,6 +6,7 @@ import {
   CONDITION_CACHES_READY,
   DEPLOY_REASON,
   KIND_MODEL_CACHE,
+  MOUNT_REASON,
   REQUIRE_CACHE_PREFIX,
   REQUIRE_CLUSTERS,
 } from '../constants.js';
@@ -148,14 +149,28 @@ export function composeMountStep(req: CoreRequest): CoreResult {
         key,
         cluster,
         outcome: 'unmapped',
-        reason: 'WorkloadClusterUnknown',
+        reason: MOUNT_REASON.WorkloadClusterUnknown,
         why: ref
           ? `its ${ref.kind} ${ref.name} belongs to no InferenceCluster`
           : 'it is a raw workload and the step input sets no rawWorkloadCluster',
       });
       continue;
     }
-    const block = wide ?? found.map((c) => cacheBlock(c, cluster)).find((b) => b !== undefined);
+    // A claim mounts only in its own namespace: a workload elsewhere would hang Pending.
+    const workloadNs =
+      stringAt(at(res, ...shape.manifestPath), 'metadata', 'namespace') ?? namespace;
+    const claimNs = found
+      .map((c) => c.clusters?.get(cluster)?.namespace)
+      .find((n) => n !== undefined);
+    const misplaced =
+      claimNs !== undefined && claimNs !== workloadNs
+        ? {
+            reason: MOUNT_REASON.WorkloadNamespaceMismatch,
+            message: `it is in namespace ${workloadNs} but the cache claims are in ${claimNs}`,
+          }
+        : undefined;
+    const block =
+      wide ?? misplaced ?? found.map((c) => cacheBlock(c, cluster)).find((b) => b !== undefined);
     if (block === undefined) {
       const mounts: CacheMount[] = found.flatMap((c) => {
         const entry = c.clusters?.get(cluster);

@@ -138,8 +138,14 @@ function manifestOf(desired: Json): Json {
 }
 
 /** The remote PVC as observed, in the given phase. */
-export function pvcObserved(desired: Json, phase: 'Pending' | 'Bound' | 'Lost'): Json {
-  return observedObject(desired, { ...manifestOf(desired), status: { phase } });
+export function pvcObserved(
+  desired: Json,
+  phase: 'Pending' | 'Bound' | 'Lost',
+  uid?: string,
+): Json {
+  const m = manifestOf(desired);
+  const metadata = { ...(m['metadata'] as Json), ...(uid !== undefined ? { uid } : {}) };
+  return observedObject(desired, { ...m, metadata, status: { phase } });
 }
 
 export type JobObservation =
@@ -257,6 +263,7 @@ export function deploymentRequest(
   observed: Record<string, Json> = {},
 ): CoreRequest {
   const required: CoreRequest['required'] = { [REQUIRE_CLUSTERS]: clusters };
-  for (const [name, cache] of Object.entries(caches)) required[`cache-${name}`] = cache ? [cache] : [];
+  for (const [name, cache] of Object.entries(caches))
+    required[`cache-${name}`] = cache ? [cache] : [];
   return { composite: xr, observed, required, input: undefined };
 }

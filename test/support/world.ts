@@ -8,10 +8,12 @@ import type { Json } from '../../function/k8s/object.js';
 import { composeModelCache } from '../../function/modelcache/compose.js';
 import * as f from './fixtures.js';
 
-export type ClaimState = 'Pending' | 'Bound';
+export type ClaimState = 'Pending' | 'Bound' | 'Lost';
 
 export interface RemoteCluster {
   claim: ClaimState | undefined;
+  /** The claim's UID on the workload cluster; a new one means it was re-created (empty). */
+  claimUID?: string;
   /** undefined: no Job observed (not created yet, or removed). */
   job: f.JobObservation | undefined;
 }
@@ -71,7 +73,7 @@ export class World {
       if (!remote) continue;
       if (role === 'pvc') {
         observed[key] = remote.claim
-          ? f.pvcObserved(desired, remote.claim)
+          ? f.pvcObserved(desired, remote.claim, remote.claimUID)
           : f.observedObject(desired, undefined);
       } else if (role.startsWith('fetch-')) {
         // The Object exists once desired; its remote Job may not (not created yet, or removed).

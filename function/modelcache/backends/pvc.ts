@@ -48,7 +48,7 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
     phase: ClusterStatus['phase'],
     reason: string,
     message: string,
-    extra: { progress?: Progress; resolvedRevision?: string } = {},
+    extra: { progress?: Progress; resolvedRevision?: string; claimUID?: string } = {},
   ): ClusterStatus => ({
     name: cluster.name,
     phase,
@@ -81,13 +81,32 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
     return out;
   };
 
-  if (latched?.phase === 'Ready') {
+  const claimState = claimPhase(observed[ROLE_PVC]);
+  const claimUID = stringAt(remoteManifest(observed[ROLE_PVC]), 'metadata', 'uid');
+  if (claimState === 'Lost') {
+    return {
+      resources: base(),
+      status: status(
+        'Failed',
+        REASON.ClaimLost,
+        `PersistentVolumeClaim ${ns}/${claim} is Lost: its volume is gone; delete the claim on cluster ${cluster.name} to have it re-created and staged again`,
+      ),
+      volume,
+    };
+  }
+  // Ready holds only for the claim it was staged into: if the claim's Object is gone, or the
+  // claim was re-created (another UID), the new volume is empty and is staged again.
+  const sameClaim =
+    observed[ROLE_PVC] !== undefined &&
+    (latched?.claimUID === undefined || claimUID === undefined || claimUID === latched.claimUID);
+  if (latched?.phase === 'Ready' && sameClaim) {
     return {
       resources: base(),
       status: status('Ready', REASON.Staged, latched.message, {
         ...(latched.resolvedRevision !== undefined
           ? { resolvedRevision: latched.resolvedRevision }
           : {}),
+        ...(latched.claimUID !== undefined ? { claimUID: latched.claimUID } : {}),
       }),
       volume,
     };
@@ -138,7 +157,6 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
   resources[jobKey] = jobObject(cache, cluster, input);
 
   const jobState = observeJob(observed[jobKey]);
-  const claimState = claimPhase(observed[ROLE_PVC]);
   switch (jobState.state) {
     case 'complete': {
       const rev = jobState.resolvedRevision;
@@ -148,7 +166,10 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
           'Ready',
           REASON.Staged,
           `staged ${cache.parts.summary}${rev !== undefined ? ` at ${rev}` : ''}`,
-          rev !== undefined ? { resolvedRevision: rev } : {},
+          {
+            ...(rev !== undefined ? { resolvedRevision: rev } : {}),
+            ...(claimUID !== undefined ? { claimUID } : {}),
+          },
         ),
         volume,
       };
