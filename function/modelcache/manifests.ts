@@ -127,8 +127,8 @@ export function filesObject(cache: CacheModel, cluster: ClusterView): Json | und
   }
 }
 
-/** Verbs the fetch program needs on its own Job: read it, and patch its annotations. */
-export const REPORTER_VERBS = ['get', 'patch'];
+/** The fetch program only merge-patches annotations on its own Job (function/fetch/reporter.ts). */
+export const REPORTER_VERBS = ['patch'];
 
 /**
  * The prefetch Job's ServiceAccount, a Role allowing exactly its own Job to be read and
