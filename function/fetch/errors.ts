@@ -1,0 +1,161 @@
+// Errors of the fetch program and how they are classified for retries.
+
+/** A failure the program reports as its final line: names the file (when there is one) and the cause. */
+export class FetchError extends Error {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
+    super(message);
+    this.name = 'FetchError';
+  }
+
+  /** The one line the program ends with and writes to the termination log. */
+  line(): string {
+    return this.file === undefined ? this.message : `${this.file}: ${this.message}`;
+  }
+}
+
+/** A response status that may succeed when asked again (429, 408, 5xx). */
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly where: string,
+    /** Milliseconds the server asked us to wait (Retry-After), when it said. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(`HTTP ${status} from ${where}`);
+    this.name = 'HttpStatusError';
+  }
+}
+
+/** No bytes arrived within the stall timeout. */
+export class StallError extends Error {
+  constructor(seconds: number) {
+    super(`no data received for ${seconds}s (stalled)`);
+    this.name = 'StallError';
+  }
+}
+
+/** The body ended before the size the source announced. */
+export class TruncatedError extends Error {
+  constructor(got: number, expected: number) {
+    super(`truncated: the body ended at byte ${got} of ${expected}`);
+    this.name = 'TruncatedError';
+  }
+}
+
+/** The source object changed while it was being fetched (its validator no longer matches). */
+export class ChangedError extends Error {
+  constructor(where: string) {
+    super(`${where} changed during the download (validator mismatch)`);
+    this.name = 'ChangedError';
+  }
+}
+
+export function statusRetryable(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unparsable. */
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now = Date.now(),
+): number | undefined {
+  if (value === null || value === undefined || value.trim() === '') return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+function field(err: unknown, name: string): unknown {
+  return typeof err === 'object' && err !== null
+    ? (err as Record<string, unknown>)[name]
+    : undefined;
+}
+
+export interface Retry {
+  retry: boolean;
+  /** Server-requested wait, honoured instead of the computed backoff when longer. */
+  afterMs?: number;
+}
+
+/** Whether a failure is worth another attempt: transient statuses, resets, stalls, truncation. */
+export function classify(err: unknown, depth = 0): Retry {
+  if (depth > 5) return { retry: false };
+  if (err instanceof HttpStatusError) {
+    return statusRetryable(err.status)
+      ? { retry: true, ...(err.retryAfterMs !== undefined ? { afterMs: err.retryAfterMs } : {}) }
+      : { retry: false };
+  }
+  if (err instanceof StallError || err instanceof TruncatedError) return { retry: true };
+  if (err instanceof FetchError || err instanceof ChangedError) return { retry: false };
+  const code = field(err, 'code');
+  if (typeof code === 'string' && RETRYABLE_CODES.has(code)) return { retry: true };
+  // AWS SDK v3 service errors carry the HTTP status in $metadata.
+  const metadata = field(err, '$metadata');
+  const status = field(metadata, 'httpStatusCode');
+  if (typeof status === 'number' && status >= 400) {
+    if (!statusRetryable(status)) return { retry: false };
+    const response = field(err, '$response');
+    const headers = field(response, 'headers') as Record<string, string> | undefined;
+    const after = parseRetryAfter(headers?.['retry-after']);
+    return { retry: true, ...(after !== undefined ? { afterMs: after } : {}) };
+  }
+  const name = field(err, 'name');
+  if (name === 'TimeoutError' || name === 'RequestTimeout' || name === 'AbortError') {
+    return { retry: true };
+  }
+  // undici: `fetch failed` and `terminated` wrap the socket error in `cause`.
+  const message = field(err, 'message');
+  if (err instanceof TypeError && (message === 'terminated' || message === 'fetch failed')) {
+    return { retry: true };
+  }
+  const cause = field(err, 'cause');
+  return cause !== undefined ? classify(cause, depth + 1) : { retry: false };
+}
+
+/** A short, single-line description of a failure, with the socket-level cause when there is one. */
+export function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  let text = err.message;
+  const cause = field(err, 'cause');
+  if (cause instanceof Error && !text.includes(cause.message)) {
+    const code = field(cause, 'code');
+    text += ` (${typeof code === 'string' ? `${code}: ` : ''}${cause.message})`;
+  } else {
+    const code = field(err, 'code');
+    if (typeof code === 'string' && !text.includes(code)) text = `${code}: ${text}`;
+  }
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+/** Strip query strings and userinfo from URLs in a message: signed URLs carry credentials there. */
+export function redactUrls(text: string): string {
+  return text.replace(/\b(https?:\/\/)([^\s/@]*@)?([^\s?#]*)(\?[^\s#]*)?(#\S*)?/g, '$1$3');
+}
+
+/** Replace every known secret value (tokens, keys read from the env) with '***'. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = redactUrls(text);
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
+  return out;
+}

@@ -1,0 +1,129 @@
+// One fetch at a time per volume: a lock file created with O_EXCL (atomic on local disks
+// and NFSv3+), kept fresh by a heartbeat, taken over only when its holder stopped beating.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+
+import { FetchError } from './errors.js';
+import { wait } from './retry.js';
+
+interface LockBody {
+  token: string;
+  identity: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+}
+
+export interface LockOptions {
+  /** A lock whose file was not touched for this long belongs to a dead holder. */
+  staleMs: number;
+  /** How often a waiter looks again. */
+  pollMs: number;
+  /** Called once while waiting, naming the holder. */
+  onWait?: (holder: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface Lock {
+  /** Rejects once the lock was lost (taken over); the run must stop writing. */
+  readonly lost: Promise<never>;
+  release(): Promise<void>;
+}
+
+async function readBody(path: string): Promise<LockBody | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as LockBody;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function acquireLock(
+  path: string,
+  identity: string,
+  opts: LockOptions,
+): Promise<Lock> {
+  const body: LockBody = {
+    token: randomUUID(),
+    identity,
+    host: hostname(),
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+  };
+  let warned = false;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    try {
+      await writeFile(path, JSON.stringify(body), { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const held = await readBody(path);
+    let age: number;
+    try {
+      age = Date.now() - (await stat(path)).mtimeMs;
+    } catch {
+      continue; // released meanwhile
+    }
+    if (age > opts.staleMs && held !== undefined) {
+      // Move the stale lock aside under its own token; if what moved is not what we judged
+      // stale (another waiter replaced it meanwhile), put it back.
+      const aside = `${path}.stale-${held.token}`;
+      try {
+        await rename(path, aside);
+        const moved = await readBody(aside);
+        if (moved?.token !== held.token) await rename(aside, path);
+        else await unlink(aside);
+      } catch {
+        // someone else is taking it over; look again
+      }
+      continue;
+    }
+    if (!warned) {
+      warned = true;
+      opts.onWait?.(
+        held
+          ? `${held.host} pid ${held.pid} (identity ${held.identity.slice(0, 12)}, since ${held.startedAt})`
+          : 'an unknown holder',
+      );
+    }
+    await wait(opts.pollMs, opts.signal);
+  }
+
+  let lose!: (err: FetchError) => void;
+  const lost = new Promise<never>((_, reject) => (lose = reject));
+  lost.catch(() => undefined);
+  const beat = setInterval(
+    () => {
+      void (async () => {
+        const now = await readBody(path);
+        // An unreadable lock (a filesystem hiccup) is not a takeover; a missing or foreign one is.
+        const gone =
+          now === undefined &&
+          (await stat(path).then(
+            () => false,
+            (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT',
+          ));
+        if (gone || (now !== undefined && now.token !== body.token)) {
+          lose(new FetchError('the volume lock was taken over by another fetch; stopping'));
+          return;
+        }
+        const t = new Date();
+        await utimes(path, t, t).catch(() => undefined);
+      })();
+    },
+    Math.max(50, Math.floor(opts.staleMs / 4)),
+  );
+  beat.unref();
+
+  return {
+    lost,
+    async release() {
+      clearInterval(beat);
+      const now = await readBody(path);
+      if (now?.token === body.token) await unlink(path).catch(() => undefined);
+    },
+  };
+}

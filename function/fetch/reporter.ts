@@ -1,0 +1,178 @@
+// Progress and results where the Function can read them: annotations on the fetch Job itself.
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+
+import {
+  ANNOTATION_BYTES_DONE,
+  ANNOTATION_BYTES_TOTAL,
+  ANNOTATION_FETCH_ERROR,
+  ANNOTATION_RESOLVED_REVISION,
+} from '../constants.js';
+import type { Logger } from 'pino';
+
+export interface Report {
+  bytesDone?: number;
+  bytesTotal?: number;
+  resolvedRevision?: string;
+  /** A string sets the error line; null removes a previous attempt's. */
+  fetchError?: string | null;
+}
+
+export interface Reporter {
+  /** Record `report`; sent at most once per interval unless `force`. Never throws. */
+  report(report: Report, force?: boolean): void;
+  /** Send whatever is pending and wait for it (best-effort, bounded). */
+  flush(): Promise<void>;
+}
+
+/** Outside a cluster: progress is in the logs already. */
+export const noopReporter: Reporter = {
+  report: () => undefined,
+  flush: () => Promise.resolve(),
+};
+
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface KubeReporterOptions {
+  host: string;
+  port: number;
+  namespace: string;
+  jobName: string;
+  /** Re-read before every request: projected tokens rotate. */
+  tokenPath: string;
+  caPath: string;
+  intervalMs: number;
+  timeoutMs: number;
+  log: Logger;
+}
+
+/** Annotations as a JSON merge patch: strings set a key, null removes it. */
+export function annotationsPatch(r: Report): {
+  metadata: { annotations: Record<string, string | null> };
+} {
+  const a: Record<string, string | null> = {};
+  if (r.bytesDone !== undefined) a[ANNOTATION_BYTES_DONE] = String(r.bytesDone);
+  if (r.bytesTotal !== undefined) a[ANNOTATION_BYTES_TOTAL] = String(r.bytesTotal);
+  if (r.resolvedRevision !== undefined) a[ANNOTATION_RESOLVED_REVISION] = r.resolvedRevision;
+  if (r.fetchError !== undefined) a[ANNOTATION_FETCH_ERROR] = r.fetchError;
+  return { metadata: { annotations: a } };
+}
+
+/**
+ * Patches the program's own Job through the API server with the pod's service account
+ * (RBAC: `patch` on `jobs.batch`, that one name, that namespace). Throttled: at most one
+ * PATCH per interval, the latest values win; a failed PATCH is logged and dropped.
+ */
+export class KubeReporter implements Reporter {
+  private pending: Report = {};
+  private hasPending = false;
+  private lastSent = 0;
+  private inFlight: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: KubeReporterOptions) {}
+
+  report(report: Report, force = false): void {
+    this.pending = { ...this.pending, ...report };
+    this.hasPending = true;
+    const due = this.lastSent + this.opts.intervalMs - Date.now();
+    if (force || due <= 0) this.kick();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.kick();
+      }, due);
+      this.timer.unref();
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.inFlight;
+    if (this.hasPending) {
+      this.kick();
+      await this.inFlight;
+    }
+  }
+
+  private kick(): void {
+    if (this.inFlight !== undefined || !this.hasPending) return;
+    const body = annotationsPatch(this.pending);
+    this.pending = {};
+    this.hasPending = false;
+    this.lastSent = Date.now();
+    this.inFlight = this.patch(body)
+      .catch((err: unknown) => {
+        this.opts.log.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'could not patch progress onto the Job (best-effort, continuing)',
+        );
+      })
+      .finally(() => {
+        this.inFlight = undefined;
+        if (this.hasPending && this.timer === undefined) this.report({});
+      });
+  }
+
+  private async patch(body: unknown): Promise<void> {
+    const [token, ca] = await Promise.all([
+      readFile(this.opts.tokenPath, 'utf8'),
+      readFile(this.opts.caPath),
+    ]);
+    const { namespace, jobName } = this.opts;
+    const payload = JSON.stringify(body);
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        {
+          host: this.opts.host,
+          port: this.opts.port,
+          method: 'PATCH',
+          path: `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs/${encodeURIComponent(jobName)}`,
+          ca,
+          headers: {
+            authorization: `Bearer ${token.trim()}`,
+            'content-type': 'application/merge-patch+json',
+            accept: 'application/json',
+            'content-length': Buffer.byteLength(payload),
+          },
+          timeout: this.opts.timeoutMs,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve();
+            else reject(new Error(`PATCH job ${namespace}/${jobName}: HTTP ${status}`));
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('PATCH timed out')));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}
+
+/** The in-cluster reporter when the API server is reachable from the pod, else the no-op. */
+export function reporterFromEnv(
+  env: NodeJS.ProcessEnv,
+  target: { namespace: string; jobName: string },
+  log: Logger,
+  dir = SERVICE_ACCOUNT_DIR,
+): Reporter {
+  const host = env['KUBERNETES_SERVICE_HOST'];
+  const port = Number(env['KUBERNETES_SERVICE_PORT'] ?? '443');
+  if (host === undefined || host === '' || !Number.isInteger(port)) return noopReporter;
+  return new KubeReporter({
+    host,
+    port,
+    ...target,
+    tokenPath: `${dir}/token`,
+    caPath: `${dir}/ca.crt`,
+    intervalMs: 5_000,
+    timeoutMs: 10_000,
+    log,
+  });
+}

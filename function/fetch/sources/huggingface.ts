@@ -1,0 +1,130 @@
+// A Hugging Face repo (or a mirror) through @huggingface/hub: revision → commit, recursive
+// paginated tree with sizes and LFS sha256, include/exclude globs, ranged downloads.
+import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
+
+import { FetchError } from '../errors.js';
+import { globFilter } from '../paths.js';
+import type { FetchPlanSource } from '../plan.js';
+import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
+import { contentRangeStart, guardedFetch, nodeBody, tokenFromEnv, where } from './web.js';
+
+type HuggingFacePlan = Extract<FetchPlanSource, { type: 'huggingFace' }>;
+
+export const HF_DEFAULT_ENDPOINT = 'https://huggingface.co';
+
+const COMMIT = /^[0-9a-f]{40}$/;
+
+function encodePath(path: string): string {
+  return path.split('/').map(encodeURIComponent).join('/');
+}
+
+export function huggingFaceSource(plan: HuggingFacePlan, env: NodeJS.ProcessEnv): Source {
+  const token = tokenFromEnv(plan.tokenEnv, env);
+  const hubUrl = (plan.endpoint ?? HF_DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  // The token goes on as a header of our own fetch rather than through the library's
+  // accessToken, which insists on the public hub's "hf_" prefix that mirrors do not use.
+  // Node's fetch drops it on a redirect to another origin (the CDN's signed URLs).
+  const withToken =
+    (base: typeof fetch): typeof fetch =>
+    (input, init) => {
+      if (token === undefined) return base(input, init);
+      const headers = new Headers(init?.headers);
+      if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+      return base(input, { ...init, headers });
+    };
+  const keep = globFilter(plan.include, plan.exclude);
+  let commit: string | undefined;
+
+  return {
+    describe: `hf://${plan.repo}@${plan.revision} from ${where(hubUrl)}`,
+    secrets: token !== undefined ? [token] : [],
+
+    async list(signal): Promise<Listing> {
+      const fetch = guardedFetch(signal, withToken(globalThis.fetch));
+      const info = await modelInfo({
+        name: plan.repo,
+        revision: plan.revision,
+        hubUrl,
+        fetch,
+        additionalFields: ['sha'],
+      });
+      const sha = info.sha;
+      if (typeof sha !== 'string' || !COMMIT.test(sha)) {
+        throw new FetchError(
+          `the hub did not resolve revision ${plan.revision} of ${plan.repo} to a commit`,
+        );
+      }
+      commit = sha;
+      const files: RemoteFile[] = [];
+      for await (const entry of listFiles({
+        repo: { type: 'model', name: plan.repo },
+        revision: sha,
+        recursive: true,
+        hubUrl,
+        fetch,
+      })) {
+        if (entry.type !== 'file' || !keep(entry.path)) continue;
+        const lfs = entry.lfs;
+        files.push({
+          path: entry.path,
+          size: lfs?.size ?? entry.size,
+          // LFS files carry their sha256; regular (git) files their git blob sha1.
+          ...(lfs ? { sha256: lfs.oid.toLowerCase() } : {}),
+          ...(!lfs && entry.oid !== undefined && /^[0-9a-f]{40}$/.test(entry.oid)
+            ? { gitBlobSha1: entry.oid }
+            : {}),
+          validator: `${sha}:${lfs?.oid ?? entry.oid ?? ''}`,
+        });
+      }
+      return { resolvedRevision: sha, files };
+    },
+
+    async open(file, offset, signal): Promise<OpenedBody> {
+      if (commit === undefined) throw new Error('open() before list()');
+      const url = `${hubUrl}/${plan.repo}/resolve/${commit}/${encodePath(file.path)}`;
+      // WebBlob reports failures as bare strings; the wrapper keeps the real response or
+      // error so the engine can classify it (Retry-After, resets) and see ignored ranges.
+      let settle!: { ok: (r: Response) => void; fail: (e: unknown) => void };
+      const responded = new Promise<Response>((ok, fail) => (settle = { ok, fail }));
+      const guarded = guardedFetch(signal, withToken(globalThis.fetch));
+      const observed: typeof fetch = async (input, init) => {
+        try {
+          const res = await guarded(input, init);
+          settle.ok(res);
+          return res;
+        } catch (err) {
+          settle.fail(err);
+          throw err;
+        }
+      };
+      const size = file.size ?? 0;
+      const blob = await downloadFile({
+        repo: { type: 'model', name: plan.repo },
+        path: file.path,
+        revision: commit,
+        hubUrl,
+        fetch: observed,
+        xet: false,
+        downloadInfo: { size, etag: file.validator ?? '', url },
+      });
+      if (blob === null) throw new FetchError(`not found in ${plan.repo}@${commit}`);
+      const stream = blob.slice(offset, size).stream();
+      const res = await responded;
+      if (!res.ok) {
+        await stream.cancel().catch(() => undefined);
+        throw new FetchError(`HTTP ${res.status} from ${where(res.url || url)}`);
+      }
+      let start = 0;
+      if (res.status === 206) {
+        start = contentRangeStart(res.headers.get('content-range')) ?? -1;
+        if (start !== offset) {
+          await stream.cancel().catch(() => undefined);
+          throw new FetchError(
+            `asked for bytes from ${offset}, the hub sent a range from ${start}`,
+          );
+        }
+      }
+      return { start, body: nodeBody(stream) };
+    },
+  };
+}

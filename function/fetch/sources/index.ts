@@ -1,0 +1,27 @@
+import type { FetchPlanSource } from '../plan.js';
+import type { Source } from './types.js';
+
+export type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
+
+/**
+ * The module that serves `source.type`; credentials are read from `env` by variable name.
+ * Imported on demand: a Job loads only its own source's client library (the AWS SDK and the
+ * hub client are most of the program's start-up time).
+ */
+export async function sourceFor(source: FetchPlanSource, env: NodeJS.ProcessEnv): Promise<Source> {
+  switch (source.type) {
+    case 'huggingFace':
+      return (await import('./huggingface.js')).huggingFaceSource(source, env);
+    case 's3':
+      return (await import('./s3.js')).s3Source(source, env);
+    case 'http':
+      return (await import('./http.js')).httpSource(source, env);
+    case 'inline':
+    case 'configMap':
+      return (await import('./files.js')).filesSource(source);
+    default: {
+      const unreachable: never = source;
+      return unreachable;
+    }
+  }
+}

@@ -1,0 +1,38 @@
+// The one interface every source implements.
+
+/** A file the source will deliver, as listed before any byte moves. */
+export interface RemoteFile {
+  /** Relative path in the volume; checked by the engine before anything is written. */
+  path: string;
+  /** Size in bytes when the source states it (used for the capacity check and truncation). */
+  size?: number;
+  /** Lowercase hex sha256 the bytes must have, when the source publishes one. */
+  sha256?: string;
+  /** Git blob id (sha1 of "blob <size>\0" + bytes) of a non-LFS Hugging Face file. */
+  gitBlobSha1?: string;
+  /** Opaque version of the remote object (ETag, commit): a partial file resumes only against the same one. */
+  validator?: string;
+}
+
+export interface Listing {
+  /** Commit / version the source resolved to; undefined when the engine derives one from the digests. */
+  resolvedRevision?: string;
+  files: RemoteFile[];
+}
+
+export interface OpenedBody {
+  /** Byte offset the body starts at: the requested one, or 0 when the server ignored the range. */
+  start: number;
+  body: AsyncIterable<Uint8Array>;
+}
+
+export interface Source {
+  /** One line for logs, never containing a secret. */
+  readonly describe: string;
+  /** Values that must never appear in a log, error or annotation (tokens, keys). */
+  readonly secrets: readonly string[];
+  /** Resolve the revision and list every file with its size and digest where known. */
+  list(signal: AbortSignal): Promise<Listing>;
+  /** Stream `file` from byte `offset`; errors are classified by the engine for retries. */
+  open(file: RemoteFile, offset: number, signal: AbortSignal): Promise<OpenedBody>;
+}
