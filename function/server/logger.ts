@@ -17,7 +17,9 @@ export function createLogger(opts: { debug: boolean }, destination?: Destination
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  // Synchronous stdout: lines keep their order and none is lost when the process exits right
+  // after logging (an async destination can flush 'stopped' before 'shutting down').
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }
 
 /**
