@@ -1,0 +1,105 @@
+// The in-process render (`npm run render`) against the goldens the upstream Crossplane render
+// checks (render.conformance.ts): the same documents for every example at every stage, so users
+// without Go or Docker see what `crossplane composition render` shows. Runs in `npm test`.
+//
+// `UPDATE_GOLDEN=1 npm test` rewrites the examples' stage fixtures (make-stages.ts) and these
+// goldens from the in-process render, so a change to the Function's output can be taken without
+// Go; the upstream suite in .ci/run then checks the very same files against the real render.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GOLDEN_DIR, UPDATING, golden } from '../support/golden.js';
+import { childName, renderUID, uuidV5Nil } from '../render/engine.js';
+import { outcomeOf, renderCaseInProcess } from '../render/run.js';
+import { allCases, listExamples, readDocs, type RenderCase } from './examples.js';
+import { syncStages } from './make-stages.js';
+
+const cases = allCases();
+const examples = listExamples();
+
+function expected(c: RenderCase, actual: unknown): unknown {
+  if (UPDATING) return golden(c.golden, actual);
+  const path = join(GOLDEN_DIR, `${c.golden}.json`);
+  if (!existsSync(path)) {
+    throw new Error(`no golden ${c.golden}.json: run UPDATE_GOLDEN=1 npm test and review it`);
+  }
+  return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+}
+
+describe('the examples', () => {
+  it('are there, each with a README, functions.yaml and at least one XR', () => {
+    expect(examples.length).toBeGreaterThan(0);
+    for (const ex of examples) {
+      expect(existsSync(join(ex.dir, 'README.md')), `${ex.name}/README.md`).toBe(true);
+      expect(existsSync(join(ex.dir, 'functions.yaml')), `${ex.name}/functions.yaml`).toBe(true);
+      expect(ex.xrFiles, `${ex.name} has XR files`).not.toEqual([]);
+    }
+  });
+
+  it('include v0.2 previews, each of which must be refused', () => {
+    expect(cases.filter((c) => c.expectRejected).map((c) => c.example)).toEqual([
+      '7-preview-content-addressed',
+      '8-preview-lora-adapter',
+      '9-preview-compiled-engine',
+    ]);
+  });
+
+  it('dial function-modelcache with the Development runtime', () => {
+    for (const ex of examples) {
+      const fn = readDocs(join(ex.dir, 'functions.yaml')).find(
+        (d) => (d['metadata'] as Record<string, unknown>)['name'] === 'function-modelcache',
+      );
+      const annotations = (fn?.['metadata'] as Record<string, unknown> | undefined)?.[
+        'annotations'
+      ] as Record<string, string> | undefined;
+      expect(annotations?.['render.crossplane.io/runtime'], ex.name).toBe('Development');
+    }
+  });
+});
+
+describe('the stage fixtures', () => {
+  // Before the renders: they read these files.
+  it.each(examples.filter((ex) => ex.stages.length > 0))(
+    'of $name are what make-stages.ts writes for the current Function',
+    async (ex) => {
+      const stale = await syncStages(ex, UPDATING);
+      if (!UPDATING) {
+        expect(stale, 'run `npx tsx test/conformance/make-stages.ts` and review the diff').toEqual(
+          [],
+        );
+      }
+    },
+  );
+});
+
+describe('in-process render agrees with the upstream render', () => {
+  it.each(cases)('$example/$xrFile at $stage', async (c) => {
+    const got = JSON.parse(JSON.stringify(outcomeOf(await renderCaseInProcess(c)))) as unknown;
+    expect(got).toEqual(expected(c, got));
+  });
+});
+
+describe('names as Crossplane computes them', () => {
+  it('gives an XR without a UID the one render gives it', () => {
+    // As in every golden of examples/1-single-cluster-basic (ownerReferences[].uid).
+    expect(
+      renderUID({
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'ModelCache',
+        metadata: { name: 'llama-3-8b', namespace: 'team-a' },
+      }),
+    ).toBe('b0c93025-4a94-50b7-9966-728db602e356');
+    expect(uuidV5Nil('')).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+  });
+
+  it('names composed resources <prefix>-<12 hex>, at most 63 characters', () => {
+    expect(childName('llama-3-8b-', 'b0c93025-4a94-50b7-9966-728db602e356', 'us-east/pvc')).toBe(
+      'llama-3-8b-67c82169b1e7',
+    );
+    const long = childName(`${'a'.repeat(70)}-`, 'uid', 'x');
+    expect(long).toHaveLength(63);
+    expect(long).toMatch(/^a{50}-[0-9a-f]{12}$/);
+  });
+});
