@@ -85,6 +85,8 @@ function metadataOf(d: Json): Json {
 /** The Object as provider-kubernetes reports it once the remote object is in `state`. */
 function observe(desired: Json, role: string, state: RoleState | undefined): Json {
   const keep = (o: Json): Json => ordered(stamped({ ...o, metadata: metadataOf(desired) }));
+  // Not a provider-kubernetes Object (a ModelDeployment's Usage): observed as applied.
+  if (!isObj((desired['spec'] as Json | undefined)?.['forProvider'])) return keep(desired);
   const isJob = role.startsWith('fetch-');
   const s = state ?? (role === 'pvc' || isJob ? 'NotObserved' : 'synced');
   if (s === 'NotObserved') return keep(f.observedObject(desired, undefined));
