@@ -93,7 +93,12 @@ export const sourceSpec = z.object({
 export const modelCacheSpec = z
   .object({
     artifact: z.object({
-      kind: z.enum(ARTIFACT_KINDS),
+      kind: z.enum(ARTIFACT_KINDS, {
+        error: (issue) =>
+          issue.input === 'Adapter' || issue.input === 'Engine'
+            ? `${issue.input} artifacts arrive in v0.2; v0.1 stages Weights, Tokenizer or Bytes`
+            : 'must be Weights, Tokenizer or Bytes',
+      }),
       source: sourceSpec,
     }),
     mount: z
@@ -103,7 +108,14 @@ export const modelCacheSpec = z
       .prefault({}),
     storage: z
       .object({
-        backend: z.enum(STORAGE_BACKENDS).default('PVC'),
+        backend: z
+          .enum(STORAGE_BACKENDS, {
+            error: (issue) =>
+              issue.input === 'ContentAddressed'
+                ? 'the ContentAddressed backend arrives in v0.2; v0.1 stores on PVC or ExistingPVC'
+                : 'must be PVC or ExistingPVC',
+          })
+          .default('PVC'),
         pvc: z
           .object({
             sizeGiB: z.number().int().min(1).max(SIZE_GIB_MAX).optional(),

@@ -229,7 +229,7 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
         storage: { pvc: { sizeGiB: 1 } },
       },
       fatal:
-        'invalid ModelCache: spec.artifact.kind: Invalid option: expected one of "Weights"|"Tokenizer"|"Bytes"',
+        'invalid ModelCache: spec.artifact.kind: Adapter artifacts arrive in v0.2; v0.1 stages Weights, Tokenizer or Bytes',
     },
     {
       reason: 'a relative mount path',
