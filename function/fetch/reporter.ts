@@ -73,7 +73,10 @@ export class KubeReporter implements Reporter {
   constructor(private readonly opts: KubeReporterOptions) {}
 
   report(report: Report, force = false): void {
-    this.pending = { ...this.pending, ...report };
+    // A failure is the final word: progress still waiting for its turn is moot and dropped, so
+    // the last PATCH carries the error alone whatever the timing.
+    this.pending =
+      typeof report.fetchError === 'string' ? { ...report } : { ...this.pending, ...report };
     this.hasPending = true;
     const due = this.lastSent + this.opts.intervalMs - Date.now();
     if (force || due <= 0) this.kick();
