@@ -35,9 +35,11 @@ const CORES: Record<string, (req: CoreRequest) => CoreResult> = {
 };
 
 export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
+  // Keyed loops, not Object.entries: a ModelCache on 1000 clusters observes 7000 resources.
   const observed: Record<string, Json> = {};
-  for (const [key, res] of Object.entries(req.observed?.resources ?? {})) {
-    const body = asJson(res.resource);
+  const observedResources = req.observed?.resources ?? {};
+  for (const key of Object.keys(observedResources)) {
+    const body = asJson(observedResources[key]?.resource);
     if (body) observed[key] = body;
   }
   const required: Record<string, Json[] | undefined> = {};
@@ -52,8 +54,9 @@ export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
     }
   }
   const desired: Record<string, Json> = {};
-  for (const [key, res] of Object.entries(req.desired?.resources ?? {})) {
-    const body = asJson(res.resource);
+  const desiredResources = req.desired?.resources ?? {};
+  for (const key of Object.keys(desiredResources)) {
+    const body = asJson(desiredResources[key]?.resource);
     if (body) desired[key] = body;
   }
   return {
@@ -144,9 +147,12 @@ export function toResponse(
 ): RunFunctionResponse {
   // Desired state from earlier pipeline steps passes through; ours is added beside it.
   const withheld = new Set(core.withheld ?? []);
-  const resources: Record<string, Resource> = Object.fromEntries(
-    Object.entries(req.desired?.resources ?? {}).filter(([key]) => !withheld.has(key)),
-  );
+  const resources: Record<string, Resource> = {};
+  const earlier = req.desired?.resources ?? {};
+  for (const key of Object.keys(earlier)) {
+    const res = earlier[key];
+    if (res !== undefined && !withheld.has(key)) resources[key] = res;
+  }
   for (const [key, body] of Object.entries(core.resources)) {
     // Keep an earlier step's readiness verdict on a resource this step only amended.
     resources[key] = resource(body, resources[key]?.ready);

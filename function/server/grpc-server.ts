@@ -8,7 +8,11 @@ import {
   type RunFunctionRequest,
 } from '@crossplane-org/function-sdk-typescript';
 import * as grpc from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
+import type * as http2 from 'node:http2';
 
+import { decodeRunFunctionRequest, peekTag } from '../codec/request.js';
+import { encodeRunFunctionResponseView } from '../codec/response.js';
 import type { ServerOptions } from './flags.js';
 import { requestLogger, type Logger } from './logger.js';
 import { serverCredentials } from './tls.js';
@@ -20,6 +24,26 @@ export type StartOptions = Pick<
   ServerOptions,
   'address' | 'insecure' | 'tlsCertsDir' | 'maxMessageBytes'
 >;
+
+/**
+ * How requests and responses are (de)serialized. `fast` (the default) is the Function's own codec
+ * (function/codec): Structs straight to plain JSON, composed resources decoded on first touch and
+ * copied through as bytes when untouched. `ts-proto` is the SDK's generated codec, kept for
+ * comparison in benchmarks. Handlers see the same RunFunctionRequest either way.
+ */
+export type Codec = 'fast' | 'ts-proto';
+
+export interface ServerTuning {
+  codec?: Codec;
+  /**
+   * HTTP/2 receive window, per stream and per connection, in bytes (default
+   * DEFAULT_FLOW_CONTROL_WINDOW; 0 keeps Node's 64 KiB). A request of a few MiB otherwise crosses
+   * in 64 KiB steps, each waiting for a window update to reach the client.
+   */
+  flowControlWindow?: number;
+}
+
+export const DEFAULT_FLOW_CONTROL_WINDOW = 8 * 2 ** 20;
 
 export interface RunningServer {
   /** The bound port; differs from the address when it asked for port 0. */
@@ -69,6 +93,7 @@ export async function startServer(
   opts: StartOptions,
   handler: RunFunctionHandler,
   logger: Logger,
+  tuning: ServerTuning = {},
 ): Promise<RunningServer> {
   const credentials = serverCredentials(opts);
 
@@ -78,18 +103,24 @@ export async function startServer(
   });
 
   const method = FunctionRunnerServiceService.runFunction;
+  const codec = tuning.codec ?? 'fast';
+  // The fast serializer returns a view of a buffer the next response reuses: grpc-js copies a
+  // serialized message into its own frame before serializing another (see response.ts).
+  const serialize: (rsp: RunFunctionResponse) => Buffer =
+    codec === 'fast' ? encodeRunFunctionResponseView : method.responseSerialize;
   const service = {
     runFunction: {
       ...method,
+      requestDeserialize: codec === 'fast' ? deserializeFast : method.requestDeserialize,
       // Encoding a Struct throws on values JSON cannot hold (bigint, functions). grpc-js would
       // turn that into an INTERNAL status; Crossplane should see a FATAL result instead.
       responseSerialize: (rsp: RunFunctionResponse): Buffer => {
         try {
-          return method.responseSerialize(rsp);
+          return serialize(rsp);
         } catch (err) {
           const tag = rsp.meta?.tag ?? '';
           logger.error({ tag, error: errorFields(err) }, 'cannot encode RunFunction response');
-          return method.responseSerialize(internalErrorResponse(tag, err));
+          return serialize(internalErrorResponse(tag, err));
         }
       },
     },
@@ -104,22 +135,30 @@ export async function startServer(
     const log = requestLogger(logger, tag);
     const started = performance.now();
     let rsp: RunFunctionResponse;
-    try {
-      rsp = handler(req, log);
-    } catch (err) {
-      log.error({ error: errorFields(err) }, 'RunFunction handler failed');
-      rsp = internalErrorResponse(tag, err);
+    const undecodable = undecodableRequests.get(req);
+    if (undecodable !== undefined) {
+      log.error({ error: errorFields(undecodable) }, 'cannot decode RunFunction request');
+      rsp = internalErrorResponse(tag, undecodable);
+    } else {
+      try {
+        rsp = handler(req, log);
+      } catch (err) {
+        log.error({ error: errorFields(err) }, 'RunFunction handler failed');
+        rsp = internalErrorResponse(tag, err);
+      }
     }
     // Summary only: request and response bodies hold observed resources, which can carry secrets.
-    log.debug(
-      {
-        durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-        ...describeComposite(req),
-        desiredResources: Object.keys(rsp.desired?.resources ?? {}).length,
-        results: rsp.results.length,
-      },
-      'RunFunction',
-    );
+    if (log.isLevelEnabled('debug')) {
+      log.debug(
+        {
+          durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+          ...describeComposite(req),
+          desiredResources: Object.keys(rsp.desired?.resources ?? {}).length,
+          results: rsp.results.length,
+        },
+        'RunFunction',
+      );
+    }
     callback(null, rsp);
   };
 
@@ -140,6 +179,11 @@ export async function startServer(
     server.forceShutdown();
     throw new Error(`cannot listen on ${opts.address}: ${errorFields(err).message}`);
   }
+  widenReceiveWindow(
+    server,
+    Math.min(tuning.flowControlWindow ?? DEFAULT_FLOW_CONTROL_WINDOW, opts.maxMessageBytes),
+    logger,
+  );
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = DEFAULT_SHUTDOWN_GRACE_MS): Promise<void> => {
@@ -158,6 +202,63 @@ export async function startServer(
   };
 
   return { port, close };
+}
+
+/**
+ * Requests whose bytes could not be decoded, with the reason. The deserializer cannot answer
+ * itself (grpc-js would send a bare INTERNAL status), so it hands the handler wrapper an empty
+ * request carrying only the tag, and the wrapper answers with a FATAL result.
+ */
+const undecodableRequests = new WeakMap<RunFunctionRequest, unknown>();
+
+function deserializeFast(buf: Buffer): RunFunctionRequest {
+  try {
+    return decodeRunFunctionRequest(buf);
+  } catch (err) {
+    const req: RunFunctionRequest = {
+      meta: { tag: peekTag(buf), capabilities: [] },
+      observed: undefined,
+      desired: undefined,
+      input: undefined,
+      context: undefined,
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- required by the type
+      extraResources: {},
+      credentials: {},
+      requiredResources: {},
+      requiredSchemas: {},
+    };
+    undecodableRequests.set(
+      req,
+      new Error(`cannot decode RunFunctionRequest: ${errorFields(err).message}`),
+    );
+    return req;
+  }
+}
+
+/**
+ * grpc-js has no server option for HTTP/2 flow control (its client has
+ * `grpc-node.flow_control_window`), so widen each new session's receive windows as it starts.
+ * This reaches into grpc-js's HTTP/2 servers (`http2Servers`, grpc-js 1.14): if a later version
+ * hides them, nothing happens and the server runs with Node's defaults, logged once.
+ */
+function widenReceiveWindow(server: grpc.Server, bytes: number, logger: Logger): void {
+  if (bytes <= 65_535) return;
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) {
+    logger.debug('cannot widen HTTP/2 receive windows: grpc-js internals changed');
+    return;
+  }
+  for (const h2 of servers.keys()) {
+    if (!(h2 instanceof EventEmitter)) continue;
+    h2.on('session', (session: http2.ServerHttp2Session) => {
+      try {
+        session.settings({ initialWindowSize: bytes });
+        session.setLocalWindowSize(bytes);
+      } catch (err) {
+        logger.debug({ error: errorFields(err) }, 'cannot widen HTTP/2 receive windows');
+      }
+    });
+  }
 }
 
 /** Identify the XR in logs without logging it: apiVersion/kind and name are not sensitive. */

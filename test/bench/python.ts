@@ -1,0 +1,381 @@
+// npm run bench:python — this Function and the Python function it is modelled on
+// (modelplaneai/modelplane, functions/compose-model-cache, Apache-2.0), side by side over gRPC.
+//
+// The Python code is never committed here: at run time this extracts it from a local copy of the
+// modelplane repository (MODELPLANE_REPO, a git directory; default: where the workplace's fetch
+// puts it) into .cache/modelplane (git-ignored), makes a venv with its dependencies from PyPI,
+// and starts its server on loopback, insecure, as its own main.py does.
+//
+// The same scenario in each API: one ModelCache pulling a gated Hugging Face repo (token Secret)
+// onto N matched InferenceClusters, mid-hydration: every claim Bound, every prefetch/hydration Job
+// running, every composed Object observed back with its remote object, as provider-kubernetes
+// reports it. Each side's observed Objects are made from what that side itself composes on the
+// call before (its first call with the clusters resolved), the way test/bench/compose-scenario.ts
+// does for ours. The APIs differ: the Python function composes 3 Objects per cluster (claim,
+// Job, token Secret), this one 7 (namespace, claim, Secret copy, Job, and the Job's
+// ServiceAccount, Role and RoleBinding for progress reports), so its requests are larger; the
+// request sizes are printed beside the times. Both servers are called alternately with requests
+// encoded once up front, so both see the same machine load.
+//
+// Env: BENCH_SIZES=10,100   BENCH_ITERATIONS=300   MODELPLANE_REPO=/path/to/modelplane/.git
+import {
+  RunFunctionRequest,
+  RunFunctionResponse,
+  Severity,
+} from '@crossplane-org/function-sdk-typescript';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { toRunFunctionRequest } from '../support/requests.js';
+import { midHydration } from './compose-scenario.js';
+import { newRawClient, type RawClient } from './raw-client.js';
+import { forkServer } from './server-launch.js';
+import { percentile } from './stats.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CACHE = join(ROOT, '.cache', 'modelplane');
+const SRC = join(CACHE, 'src');
+const VENV = join(CACHE, 'venv');
+const REPO = process.env['MODELPLANE_REPO'] ?? '/work/.mirror/modelplaneai+modelplane/repo';
+const FUNCTION_DIR = 'functions/compose-model-cache';
+const SIZES = (process.env['BENCH_SIZES'] ?? '10,100').split(',').map(Number);
+const ITERATIONS = Number(process.env['BENCH_ITERATIONS'] ?? '300');
+const GOAL_RATIO = 10;
+
+const run = promisify(execFile);
+
+type Json = Record<string, unknown>;
+
+function step(message: string): void {
+  console.log(`- ${message}`);
+}
+
+/** Extract the Python function and the models it imports from the local git copy. */
+async function extract(): Promise<void> {
+  if (!existsSync(REPO)) {
+    throw new Error(
+      `no copy of modelplaneai/modelplane at ${REPO}: fetch it (git clone or the workplace's fetch) and point MODELPLANE_REPO at its git directory`,
+    );
+  }
+  rmSync(SRC, { recursive: true, force: true });
+  mkdirSync(SRC, { recursive: true });
+  const { stdout: commit } = await run('git', ['--git-dir', REPO, 'rev-parse', 'HEAD']);
+  await run('bash', [
+    '-c',
+    `git --git-dir "$0" archive HEAD ${FUNCTION_DIR} schemas/python | tar -x -C "$1"`,
+    REPO,
+    SRC,
+  ]);
+  step(`extracted ${FUNCTION_DIR} and schemas/python at ${commit.trim().slice(0, 12)}`);
+}
+
+/** A venv with the function's PyPI dependencies (its pyproject, minus the in-repo models). */
+async function venv(): Promise<string> {
+  const python = join(VENV, 'bin', 'python');
+  const pyproject = readFileSync(join(SRC, FUNCTION_DIR, 'pyproject.toml'), 'utf8');
+  const block = /dependencies\s*=\s*\[([^\]]*)\]/.exec(pyproject)?.[1] ?? '';
+  const deps = [...block.matchAll(/"([^"]+)"/g)]
+    .map((m) => m[1] ?? '')
+    .filter((d) => d !== '' && !d.startsWith('crossplane-models'));
+  // The models package (schemas/python) is imported from source; it needs pydantic.
+  deps.push('pydantic>=2');
+  if (!existsSync(python)) {
+    step('creating a venv in .cache/modelplane/venv');
+    await run('python3', ['-m', 'venv', VENV]);
+  }
+  step(`installing from PyPI: ${deps.join(' ')}`);
+  await run(python, ['-m', 'pip', 'install', '--quiet', ...deps], { maxBuffer: 16 * 2 ** 20 });
+  const { stdout } = await run(python, [
+    '-c',
+    'import importlib.metadata as m; print(m.version("crossplane-function-sdk-python"), m.version("grpcio"))',
+  ]);
+  const [sdk, grpcio] = stdout.trim().split(' ');
+  step(`crossplane-function-sdk-python ${sdk ?? '?'}, grpcio ${grpcio ?? '?'}`);
+  return python;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+/** Start the Python function's server as its main.py does (insecure, on loopback). */
+async function startPython(python: string): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(
+    python,
+    ['-m', 'function.main', '--insecure', '--address', `127.0.0.1:${String(port)}`],
+    {
+      cwd: join(SRC, FUNCTION_DIR),
+      env: {
+        ...process.env,
+        PYTHONPATH: [join(SRC, FUNCTION_DIR), join(SRC, 'schemas', 'python')].join(':'),
+      },
+      // It logs a line per call at info, as it ships; the lines are discarded, not shown.
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+  const client = newRawClient(`127.0.0.1:${String(port)}`);
+  const probe = Buffer.from(RunFunctionRequest.encode(pythonRequest(0, {}, 'probe')).finish());
+  for (let i = 0; ; i++) {
+    try {
+      await client.call(probe, 2000);
+      break;
+    } catch (err) {
+      if (child.exitCode !== null || i > 60) {
+        client.close();
+        child.kill('SIGKILL');
+        throw new Error(`the Python function did not start: ${stderr.slice(-2000) || String(err)}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  client.close();
+  return { port, child };
+}
+
+// --- the scenario in the Python function's API --------------------------------------------------
+
+const NS = 'team-a';
+
+function clusterName(i: number): string {
+  return `cluster-${String(i).padStart(4, '0')}`;
+}
+
+/** An InferenceCluster as its XRD has it: provisioned, with an RWX class reported. */
+function pythonCluster(i: number): Json {
+  const name = clusterName(i);
+  return {
+    apiVersion: 'modelplane.ai/v1alpha1',
+    kind: 'InferenceCluster',
+    metadata: { name },
+    spec: { cluster: { source: 'GKE', gke: { project: 'bench', region: 'us-central1' } } },
+    status: { providerConfigRef: { name }, cache: { storageClassName: 'nfs-rwx' } },
+  };
+}
+
+function pythonRequest(
+  n: number,
+  observed: Record<string, Json>,
+  tag = 'bench',
+): RunFunctionRequest {
+  const clusters = Array.from({ length: n }, (_, i) => clusterName(i));
+  const xr: Json = {
+    apiVersion: 'modelplane.ai/v1alpha1',
+    kind: 'ModelCache',
+    metadata: { name: 'llama', namespace: NS, uid: '7f8e6c1a-0000-4000-8000-000000000001' },
+    spec: {
+      source: 'HuggingFace',
+      huggingFace: {
+        repo: 'meta-llama/Llama-3.1-8B-Instruct',
+        revision: 'main',
+        sizeGiB: 40,
+        authSecret: { name: 'hf-token', key: 'HF_TOKEN' },
+      },
+    },
+    status: {
+      summary: { ready: `0/${String(n)}` },
+      clusters: clusters.map((name) => ({ name, phase: 'Hydrating' })),
+      conditions: [
+        {
+          type: 'ArtifactReady',
+          status: 'False',
+          reason: 'Hydrating',
+          lastTransitionTime: '2026-06-08T00:00:00Z',
+        },
+      ],
+    },
+  };
+  return RunFunctionRequest.fromPartial({
+    meta: { tag },
+    observed: {
+      composite: { resource: xr },
+      resources: Object.fromEntries(Object.entries(observed).map(([k, v]) => [k, { resource: v }])),
+    },
+    requiredResources: {
+      clusters: { items: Array.from({ length: n }, (_, i) => ({ resource: pythonCluster(i) })) },
+      'auth-secret': {
+        items: [
+          {
+            resource: {
+              apiVersion: 'v1',
+              kind: 'Secret',
+              metadata: { name: 'hf-token', namespace: NS },
+              type: 'Opaque',
+              data: { HF_TOKEN: Buffer.from('hf_benchmark_token').toString('base64') },
+            },
+          },
+        ],
+      },
+    },
+  });
+}
+
+/** What provider-kubernetes reports for a desired Object: remote object and status echoed. */
+function observedObject(desired: Json, remoteStatus: Json | undefined, ready: boolean): Json {
+  const spec = desired['spec'] as Json;
+  const manifest = (spec['forProvider'] as Json)['manifest'] as Json;
+  return {
+    ...desired,
+    metadata: {
+      name: 'llama-x1y2z',
+      namespace: NS,
+      annotations: { 'crossplane.io/composition-resource-name': 'x' },
+    },
+    spec: { ...spec, managementPolicies: spec['managementPolicies'] ?? ['*'] },
+    status: {
+      atProvider: { manifest: remoteStatus ? { ...manifest, status: remoteStatus } : manifest },
+      conditions: [
+        {
+          type: 'Ready',
+          status: ready ? 'True' : 'False',
+          reason: ready ? 'Available' : 'Unavailable',
+          lastTransitionTime: '2026-06-08T00:00:00Z',
+        },
+        {
+          type: 'Synced',
+          status: 'True',
+          reason: 'ReconcileSuccess',
+          lastTransitionTime: '2026-06-08T00:00:00Z',
+        },
+      ],
+    },
+  };
+}
+
+/** Mid-hydration in the Python API, from the Objects it composes once the clusters resolve. */
+async function pythonMidHydration(client: RawClient, n: number): Promise<Buffer> {
+  const first = RunFunctionResponse.decode(
+    await client.call(Buffer.from(RunFunctionRequest.encode(pythonRequest(n, {})).finish())),
+  );
+  const observed: Record<string, Json> = {};
+  for (const [key, res] of Object.entries(first.desired?.resources ?? {})) {
+    const body = res.resource;
+    if (!body) continue;
+    if (key.startsWith('pvc-')) observed[key] = observedObject(body, { phase: 'Bound' }, true);
+    else if (key.startsWith('hydrate-')) observed[key] = observedObject(body, { active: 1 }, false);
+    else observed[key] = observedObject(body, undefined, true);
+  }
+  if (Object.keys(observed).length < n) {
+    throw new Error(
+      `the Python function composed ${String(Object.keys(observed).length)} Objects for ${String(n)} clusters`,
+    );
+  }
+  return Buffer.from(RunFunctionRequest.encode(pythonRequest(n, observed)).finish());
+}
+
+function checkResponse(who: string, bytes: Buffer, n: number): number {
+  const rsp = RunFunctionResponse.decode(bytes);
+  const fatal = rsp.results.find((r) => r.severity === Severity.SEVERITY_FATAL);
+  const resources = Object.keys(rsp.desired?.resources ?? {}).length;
+  if (fatal !== undefined || resources < n) {
+    throw new Error(
+      `${who} at ${String(n)} clusters: ${fatal?.message ?? `${String(resources)} resources`}`,
+    );
+  }
+  return resources;
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `bench:python  sizes ${SIZES.join(',')}  load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  await extract();
+  const python = await venv();
+  const py = await startPython(python);
+  const ours = await forkServer({});
+  const pyClient = newRawClient(`127.0.0.1:${String(py.port)}`);
+  const ourClient = newRawClient(`127.0.0.1:${String(ours.port)}`, {
+    'grpc-node.flow_control_window': 8 * 2 ** 20,
+  });
+  const rows: string[] = [];
+  let ratioAt100: number | undefined;
+  try {
+    for (const n of SIZES) {
+      const pyBytes = await pythonMidHydration(pyClient, n);
+      const ourBytes = Buffer.from(
+        RunFunctionRequest.encode(toRunFunctionRequest(midHydration(n))).finish(),
+      );
+      const pyRsp = await pyClient.call(pyBytes);
+      const ourRsp = await ourClient.call(ourBytes);
+      const pyObjects = checkResponse('Python', pyRsp, n);
+      const ourObjects = checkResponse('TypeScript', ourRsp, n);
+      const times: Record<'py' | 'ts', number[]> = { py: [], ts: [] };
+      const warmup = Math.max(5, Math.floor(ITERATIONS / 10));
+      for (let i = 0; i < warmup + ITERATIONS; i++) {
+        for (const [who, client, bytes] of [
+          ['py', pyClient, pyBytes],
+          ['ts', ourClient, ourBytes],
+        ] as const) {
+          const t = process.hrtime.bigint();
+          await client.call(bytes);
+          if (i >= warmup) times[who].push(Number(process.hrtime.bigint() - t) / 1e6);
+        }
+      }
+      const p = (who: 'py' | 'ts', q: number): number => percentile(times[who], q);
+      const ratio = p('py', 50) / p('ts', 50);
+      if (n === 100) ratioAt100 = ratio;
+      rows.push(
+        [
+          String(n).padStart(8),
+          `Python ${(pyBytes.length / 1024).toFixed(0)} KiB → ${String(pyObjects)} Objects`.padEnd(
+            36,
+          ),
+          `p50 ${p('py', 50).toFixed(2)} / p99 ${p('py', 99).toFixed(2)} ms`.padEnd(28),
+        ].join('  '),
+        [
+          ' '.repeat(8),
+          `TypeScript ${(ourBytes.length / 1024).toFixed(0)} KiB → ${String(ourObjects)} Objects`.padEnd(
+            36,
+          ),
+          `p50 ${p('ts', 50).toFixed(2)} / p99 ${p('ts', 99).toFixed(2)} ms`.padEnd(28),
+          `ratio (Python / TypeScript) p50 ${ratio.toFixed(1)}x, p99 ${(p('py', 99) / p('ts', 99)).toFixed(1)}x`,
+        ].join('  '),
+      );
+    }
+  } finally {
+    pyClient.close();
+    ourClient.close();
+    py.child.kill('SIGTERM');
+    await ours.stop();
+  }
+  console.log(
+    `\nclusters  request → response                     latency over gRPC (${String(ITERATIONS)} calls each, alternating)`,
+  );
+  for (const r of rows) console.log(r);
+  if (ratioAt100 !== undefined) {
+    console.log(
+      `\nat 100 clusters this Function answers ${ratioAt100.toFixed(1)}x faster (p50) than the Python one (goal >= ${String(GOAL_RATIO)}x): ${ratioAt100 >= GOAL_RATIO ? 'MET' : 'MISSED'}`,
+    );
+  }
+  console.log(
+    `load average at end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`bench:python: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+}

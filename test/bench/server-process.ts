@@ -1,0 +1,97 @@
+// The Function's gRPC server in a process of its own, for benchmarks (started by forkServer in
+// server-launch.ts, compiled to JavaScript as the shipped image runs it). It reports its port,
+// then answers messages: `stats` (its memory use) and `measure` (time decode, compose and encode
+// of given request bytes in this process, without the network).
+import { RunFunctionRequest, RunFunctionResponse } from '@crossplane-org/function-sdk-typescript';
+import { Writable } from 'node:stream';
+
+import { decodeRunFunctionRequest } from '../../function/codec/request.js';
+import { encodeRunFunctionResponseView } from '../../function/codec/response.js';
+import { runFunction } from '../../function/dispatch.js';
+import { startServer, type Codec } from '../../function/server/grpc-server.js';
+import { createLogger } from '../../function/server/logger.js';
+import type { FromServer, ServeArgs, ToServer } from './server-launch.js';
+
+const silent = createLogger(
+  { debug: false },
+  new Writable({
+    write: (_c, _e, done) => {
+      done();
+    },
+  }),
+);
+
+/** One call's work as the server does it, minus the network. */
+function perCall(codec: Codec, bytes: Buffer): () => void {
+  return codec === 'fast'
+    ? () => {
+        encodeRunFunctionResponseView(runFunction(decodeRunFunctionRequest(bytes), silent));
+      }
+    : () => {
+        RunFunctionResponse.encode(runFunction(RunFunctionRequest.decode(bytes), silent)).finish();
+      };
+}
+
+function measure(codec: Codec, bytes: Buffer, warmup: number, iterations: number): number[] {
+  const run = perCall(codec, bytes);
+  const samples: number[] = [];
+  for (let i = 0; i < warmup + iterations; i++) {
+    const t = process.hrtime.bigint();
+    run();
+    if (i >= warmup) samples.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return samples;
+}
+
+async function serve(args: ServeArgs): Promise<void> {
+  const server = await startServer(
+    {
+      address: '127.0.0.1:0',
+      insecure: true,
+      tlsCertsDir: '',
+      maxMessageBytes: args.maxMessageBytes,
+    },
+    runFunction,
+    silent,
+    {
+      codec: args.codec,
+      ...(args.flowControlWindow !== undefined
+        ? { flowControlWindow: args.flowControlWindow }
+        : {}),
+    },
+  );
+  const reply = (m: FromServer): void => {
+    process.send?.(m);
+  };
+  process.on('message', (m: ToServer) => {
+    switch (m.type) {
+      case 'stats': {
+        if (m.gc) globalThis.gc?.();
+        const mem = process.memoryUsage();
+        reply({
+          type: 'stats',
+          rss: mem.rss,
+          maxRss: process.resourceUsage().maxRSS * 1024,
+          heapUsed: mem.heapUsed,
+          external: mem.external,
+        });
+        break;
+      }
+      case 'measure':
+        reply({
+          type: 'measured',
+          samples: measure(args.codec, Buffer.from(m.bytes), m.warmup, m.iterations),
+        });
+        break;
+      case 'exit':
+        void server.close(1000).then(() => process.exit(0));
+    }
+  });
+  // The parent going away (Ctrl-C, a crash) must not leave the server running.
+  process.on('disconnect', () => process.exit(0));
+  reply({ type: 'listening', port: server.port });
+}
+
+if (process.argv[2] === '--serve') {
+  await serve(JSON.parse(process.argv[3] ?? '{}') as ServeArgs);
+}
