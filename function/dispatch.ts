@@ -19,7 +19,7 @@ import {
 } from './constants.js';
 import { isFatal, type CoreRequest, type CoreResponse, type CoreResult } from './core.js';
 import { composeInferenceCluster } from './inferencecluster/compose.js';
-import { asJson, type Json } from './k8s/object.js';
+import { asJson, conditionsAt, type Json } from './k8s/object.js';
 import { composeModelCache } from './modelcache/compose.js';
 import { composeModelDeployment } from './modeldeployment/compose.js';
 import { composeMountStep } from './mountstep/compose.js';
@@ -153,9 +153,15 @@ export function toResponse(
     const res = earlier[key];
     if (res !== undefined && !withheld.has(key)) resources[key] = res;
   }
+  const observed = req.observed?.resources ?? {};
   for (const [key, body] of Object.entries(core.resources)) {
-    // Keep an earlier step's readiness verdict on a resource this step only amended.
-    resources[key] = resource(body, resources[key]?.ready);
+    // Ready when provider-kubernetes says so (its readiness policy, e.g. our CEL queries);
+    // otherwise keep an earlier step's verdict on a resource this step only amended.
+    // Crossplane counts an unspecified composed resource as not ready and says so each call.
+    const observedReady = conditionsAt(observed[key]?.resource, 'status', 'conditions').some(
+      (c) => c.type === 'Ready' && c.status === 'True',
+    );
+    resources[key] = resource(body, observedReady ? Ready.READY_TRUE : resources[key]?.ready);
   }
   const prior = asJson(req.desired?.composite?.resource) ?? {};
   const priorStatus = asJson(prior['status']) ?? {};
