@@ -46,8 +46,15 @@ export function observeJob(observedObject: Json | undefined): JobState {
       message: annotation(ANNOTATION_FETCH_ERROR) ?? cond?.message ?? cond?.reason ?? 'Job failed',
     };
   }
+  // A Job counts Pending pods as active (an unbound claim, a missing Secret or ConfigMap), so
+  // `active` alone does not mean bytes move. `ready` counts running pods (Kubernetes >= 1.24);
+  // without it (older clusters) active is all there is. A progress report settles it.
+  const ready = at(job, 'status', 'ready');
   const active = at(job, 'status', 'active');
-  if (typeof active !== 'number' || active < 1) return { state: 'waiting' };
+  const reported = annotation(ANNOTATION_BYTES_DONE) !== undefined;
+  const running =
+    typeof ready === 'number' ? ready >= 1 : typeof active === 'number' && active >= 1;
+  if (!running && !reported) return { state: 'waiting' };
   const done = count(annotation(ANNOTATION_BYTES_DONE));
   const total = count(annotation(ANNOTATION_BYTES_TOTAL));
   return {
