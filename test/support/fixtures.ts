@@ -164,7 +164,7 @@ export function jobObserved(desired: Json, obs: JobObservation): Json {
     case 'created':
       break;
     case 'running':
-      status = { active: 1 };
+      status = { active: 1, ready: 1 };
       if (obs.done !== undefined) annotations[ANNOTATION_BYTES_DONE] = String(obs.done);
       if (obs.total !== undefined) annotations[ANNOTATION_BYTES_TOTAL] = String(obs.total);
       break;

@@ -1,0 +1,380 @@
+// Unit tests of the simulator's own rules: each checks one upstream behaviour the fleet
+// scenarios rely on (virtual time, server-side apply, garbage collection, the
+// required-resource loop, management policies, CEL readiness, RBAC on the Job API).
+import {
+  Ready,
+  RunFunctionResponse,
+  type RunFunctionRequest,
+} from '@crossplane-org/function-sdk-typescript';
+import { describe, expect, it } from 'vitest';
+
+import { celReadiness } from './core/cel.js';
+import { MINUTE, SECOND, VirtualClock } from './core/clock.js';
+import { EventLog } from './core/events.js';
+import { getValue, setValue } from './core/fieldpath.js';
+import { Controller } from './core/queue.js';
+import { applyConfig, type FieldSets } from './core/ssa.js';
+import { Store, isApiError } from './core/store.js';
+import { ApiServer } from './cluster/apiserver.js';
+import { rewritePlan } from './cluster/pods.js';
+import { CompositeController, type PipelineRunner } from './crossplane/composite.js';
+import { ObjectController, OBJECT_API_VERSION } from './provider/object.js';
+
+describe('virtual clock', () => {
+  it('jumps to the next event when nothing real runs, in (time, order) order', async () => {
+    const clock = new VirtualClock();
+    const seen: string[] = [];
+    clock.schedule(10 * MINUTE, 'b', () => {
+      seen.push(`b@${clock.now()}`);
+    });
+    clock.schedule(1 * MINUTE, 'a', () => {
+      seen.push(`a@${clock.now()}`);
+    });
+    clock.schedule(10 * MINUTE, 'c', () => {
+      seen.push(`c@${clock.now()}`);
+    });
+    const t0 = Date.now();
+    expect(await clock.run(() => seen.length === 3, { virtualMs: 1 * MINUTE * 60 })).toBe('done');
+    expect(seen).toEqual(['a@60000', 'b@600000', 'c@600000']);
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+
+  it('paces virtual time against wall time while real work is held', async () => {
+    const clock = new VirtualClock(100);
+    const release = clock.hold('pod');
+    setTimeout(release, 200);
+    await clock.run(() => false, { virtualMs: 1 * MINUTE });
+    // About 200 ms of wall time at 100x: some 20 s of virtual time, then the jump to the limit.
+    expect(clock.now()).toBe(1 * MINUTE);
+    const clock2 = new VirtualClock(100);
+    const release2 = clock2.hold('pod');
+    setTimeout(release2, 200);
+    let at = 0;
+    clock2.schedule(10 * SECOND, 'during', () => {
+      at = Date.now();
+    });
+    const t0 = Date.now();
+    await clock2.run(() => at !== 0, { virtualMs: 1 * MINUTE });
+    expect(at - t0).toBeGreaterThanOrEqual(80);
+  });
+});
+
+describe('field paths (crossplane-runtime fieldpath)', () => {
+  it('reads and writes bracketed keys', () => {
+    const secret = { data: { HF_TOKEN: 'aGY=' } };
+    expect(getValue(secret, 'data[HF_TOKEN]')).toBe('aGY=');
+    expect(() => getValue(secret, 'data[OTHER]')).toThrow('data[OTHER]: no such field');
+    const obj: Record<string, unknown> = {};
+    setValue(obj, 'spec.forProvider.manifest.data[HF_TOKEN]', 'aGY=');
+    expect(obj).toEqual({ spec: { forProvider: { manifest: { data: { HF_TOKEN: 'aGY=' } } } } });
+  });
+});
+
+describe('CEL readiness (provider-kubernetes checkDeriveFromCelQuery)', () => {
+  it('is ready only for a true result; errors and non-bool queries are reported', () => {
+    const q = 'object.status.phase == "Bound"';
+    expect(celReadiness(q, { status: { phase: 'Bound' } })).toEqual({ ready: true });
+    expect(celReadiness(q, { status: { phase: 'Pending' } })).toEqual({ ready: false });
+    expect(celReadiness(q, { status: {} })).toEqual({
+      error: 'failed to eval the program: no such key: phase',
+    });
+    expect(celReadiness('object.status.phase', {})).toEqual({
+      error: 'celQuery does not return a bool type',
+    });
+    expect(celReadiness('', {})).toEqual({ error: 'cel query cannot be empty' });
+  });
+});
+
+describe('server-side apply', () => {
+  it('removes a field its manager stops sending, keeps fields another manager wrote', () => {
+    const sets: FieldSets = new Map();
+    let o = applyConfig({}, { status: { a: 1, b: { c: 2 } } }, 'xr', sets);
+    o['status'] = { ...(o['status'] as object), other: 'kept' };
+    sets.set('someone', new Set(['status\u0001other']));
+    o = applyConfig(o, { status: { a: 3 } }, 'xr', sets);
+    expect(o).toEqual({ status: { a: 3, other: 'kept' } });
+  });
+});
+
+describe('store', () => {
+  const clock = new VirtualClock();
+  it('skips no-op writes, bumps generation on spec changes, honours finalizers', () => {
+    const s = new Store('t', clock);
+    s.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const events: string[] = [];
+    s.watch((e) => events.push(`${e.type} ${e.obj.kind}`));
+    const cm = s.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'ns', finalizers: ['x'] },
+      data: { a: '1' },
+    });
+    s.update(cm);
+    expect(events).toEqual(['ADDED ConfigMap']);
+    const changed = s.update({ ...cm, data: { a: '2' } });
+    expect(changed.metadata.generation).toBe(2);
+    s.delete({ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', namespace: 'ns' });
+    expect(
+      s.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', namespace: 'ns' })?.metadata
+        .deletionTimestamp,
+    ).toBeDefined();
+    const cur = s.mustGet({ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', namespace: 'ns' });
+    s.update({ ...cur, metadata: { ...cur.metadata, finalizers: [] } });
+    expect(
+      s.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', namespace: 'ns' }),
+    ).toBeUndefined();
+  });
+
+  it('refuses objects in a missing namespace; orphans the pods of a deleted batch/v1 Job', () => {
+    const s = new Store('t', clock);
+    try {
+      s.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: 'nope' } });
+      expect.unreachable();
+    } catch (err) {
+      expect(isApiError(err, 'NotFound') && err.message).toBe('namespaces "nope" not found');
+    }
+    s.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const job = s.create({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'j', namespace: 'ns' },
+    });
+    const owner = [
+      { apiVersion: 'batch/v1', kind: 'Job', name: 'j', uid: job.metadata.uid, controller: true },
+    ];
+    s.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'ns', ownerReferences: owner },
+    });
+    s.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'ns', ownerReferences: owner },
+    });
+    s.delete({ apiVersion: 'batch/v1', kind: 'Job', name: 'j', namespace: 'ns' });
+    expect(
+      s.get({ apiVersion: 'v1', kind: 'Pod', name: 'p', namespace: 'ns' })?.metadata
+        .ownerReferences,
+    ).toBeUndefined();
+    expect(
+      s.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', namespace: 'ns' }),
+    ).toBeDefined();
+  });
+});
+
+describe('work queue', () => {
+  it('backs off a failing key exponentially and forgets it on success', async () => {
+    const clock = new VirtualClock();
+    const at: number[] = [];
+    let n = 0;
+    const q = new Controller(clock, 'q', () => {
+      at.push(clock.now());
+      n++;
+      return Promise.resolve(n < 4 ? { error: 'boom' } : {});
+    });
+    q.enqueue('k');
+    await clock.run(() => n >= 4, { virtualMs: 1 * MINUTE });
+    expect(at).toEqual([0, 1000, 3000, 7000]);
+  });
+});
+
+describe("Crossplane's required-resource loop", () => {
+  function setup(
+    requirements: (
+      call: number,
+    ) => Record<
+      string,
+      { apiVersion: string; kind: string; matchName?: string; namespace?: string }
+    >,
+  ) {
+    const clock = new VirtualClock();
+    const store = new Store('cp', clock);
+    store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const seen: RunFunctionRequest[] = [];
+    const runner: PipelineRunner = {
+      run: (_name, req) => {
+        seen.push(structuredClone(req));
+        return Promise.resolve(
+          RunFunctionResponse.fromPartial({
+            desired: { composite: { resource: { status: { ok: true } }, ready: Ready.READY_TRUE } },
+            requirements: { resources: requirements(seen.length) },
+            meta: { ttl: { seconds: 60, nanos: 0 } },
+          }),
+        );
+      },
+    };
+    const ctl = new CompositeController(
+      clock,
+      store,
+      runner,
+      {
+        name: 'c',
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'ModelDeployment',
+        pipeline: [{ step: 'compose', functionRef: { name: 'f' } }],
+      },
+      new EventLog(clock),
+      { realtime: true, pollIntervalMs: 60_000, faults: { failFetches: new Map() } },
+    );
+    const xr = store.create({
+      apiVersion: 'modelplane.ai/v1alpha1',
+      kind: 'ModelDeployment',
+      metadata: { name: 'd', namespace: 'ns' },
+      spec: {},
+    });
+    return { clock, store, ctl, seen, key: `modelplane.ai/ModelDeployment/ns/${xr.metadata.name}` };
+  }
+
+  it('calls again until requirements repeat; a missing name arrives present and empty', async () => {
+    const { ctl, seen, key, store } = setup(() => ({
+      cache: {
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'ModelCache',
+        matchName: 'absent',
+        namespace: 'ns',
+      },
+    }));
+    expect(await ctl.reconcile(key)).toEqual({ requeueAfter: expect.any(Number) as number });
+    expect(seen).toHaveLength(2);
+    expect(seen[0]?.requiredResources).toEqual({});
+    expect(seen[1]?.requiredResources).toEqual({ cache: { items: [] } });
+    expect(store.list('modelplane.ai/v1alpha1', 'ModelDeployment')[0]?.['status']).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it('gives up after the first call and five more when requirements keep changing', async () => {
+    const { ctl, seen, key } = setup((call) => ({
+      [`r${call}`]: { apiVersion: 'v1', kind: 'ConfigMap' },
+    }));
+    const res = await ctl.reconcile(key);
+    expect(res.error).toContain(
+      "requirements didn't stabilize after the maximum number of iterations (5)",
+    );
+    expect(seen).toHaveLength(6);
+  });
+});
+
+describe('provider-kubernetes management policies', () => {
+  it('refuses a combination crossplane-runtime does not support', async () => {
+    const clock = new VirtualClock();
+    const store = new Store('cp', clock);
+    store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const ctl = new ObjectController(
+      clock,
+      store,
+      () => {
+        throw new Error('no cluster');
+      },
+      new EventLog(clock),
+    );
+    store.create({
+      apiVersion: OBJECT_API_VERSION,
+      kind: 'Object',
+      metadata: { name: 'o', namespace: 'ns' },
+      spec: { managementPolicies: ['Create'], forProvider: { manifest: {} } },
+    });
+    await ctl.reconcile(`kubernetes.m.crossplane.io/Object/ns/o`);
+    const o = store.mustGet({
+      apiVersion: OBJECT_API_VERSION,
+      kind: 'Object',
+      name: 'o',
+      namespace: 'ns',
+    });
+    expect(JSON.stringify(o['status'])).toContain('which is not supported');
+  });
+});
+
+describe('the Job API a fetch pod reaches', () => {
+  it('authenticates the pod token and authorizes only get/patch of the named Job', () => {
+    const clock = new VirtualClock();
+    const s = new Store('w', clock);
+    s.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const sa = s.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'fetch', namespace: 'ns' },
+    });
+    s.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'ns' } });
+    s.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'j', namespace: 'ns' } });
+    s.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'other', namespace: 'ns' } });
+    s.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'fetch', namespace: 'ns' },
+      rules: [
+        {
+          apiGroups: ['batch'],
+          resources: ['jobs'],
+          resourceNames: ['j'],
+          verbs: ['get', 'patch'],
+        },
+      ],
+    });
+    s.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'fetch', namespace: 'ns' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'fetch' },
+      subjects: [{ kind: 'ServiceAccount', name: 'fetch', namespace: 'ns' }],
+    });
+    const api = new ApiServer(s, () => undefined);
+    api.tokens.set('tok', {
+      namespace: 'ns',
+      serviceAccount: 'fetch',
+      saUid: sa.metadata.uid,
+      pod: 'p',
+    });
+    const patch = JSON.stringify({
+      metadata: { annotations: { 'modelplane.ai/bytes-done': '5' } },
+    });
+    const mp = 'application/merge-patch+json';
+    expect(
+      api.handle('PATCH', '/apis/batch/v1/namespaces/ns/jobs/j', 'Bearer tok', mp, patch).status,
+    ).toBe(200);
+    expect(
+      s.get({ apiVersion: 'batch/v1', kind: 'Job', name: 'j', namespace: 'ns' })?.metadata
+        .annotations,
+    ).toEqual({ 'modelplane.ai/bytes-done': '5' });
+    expect(
+      api.handle('PATCH', '/apis/batch/v1/namespaces/ns/jobs/other', 'Bearer tok', mp, patch)
+        .status,
+    ).toBe(403);
+    expect(
+      api.handle('PATCH', '/apis/batch/v1/namespaces/ns/jobs/j', 'Bearer nope', mp, patch).status,
+    ).toBe(401);
+    expect(
+      api.handle(
+        'PATCH',
+        '/apis/batch/v1/namespaces/ns/jobs/j',
+        'Bearer tok',
+        'application/json',
+        patch,
+      ).status,
+    ).toBe(415);
+  });
+});
+
+describe('the kubelet mounts volumes into the plan', () => {
+  it('rewrites the target and files directories to the pod volumes', () => {
+    const plan = JSON.stringify({
+      targetDir: '/cache',
+      source: { type: 'inline', dir: '/var/run/modelcache/files' },
+      report: {},
+    });
+    expect(
+      JSON.parse(
+        rewritePlan(plan, {
+          '/cache': '/v/pvc',
+          '/var/run/modelcache/files': '/v/files',
+          '/tmp': '/v/tmp',
+        }),
+      ),
+    ).toEqual({
+      targetDir: '/v/pvc',
+      source: { type: 'inline', dir: '/v/files' },
+      report: {},
+    });
+  });
+});

@@ -1,0 +1,550 @@
+// The simulated fleet: a Crossplane control plane (XR controllers for the three kinds,
+// driven by the real Function over gRPC; provider-kubernetes' Object controller; the Usage
+// controller and webhook) and N workload clusters whose prefetch Jobs run the real fetch
+// program. Scenarios drive it like an operator: apply, delete, break things, wait.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { stringify, parse as parseYaml } from 'yaml';
+
+import { VirtualClock, type RunOutcome } from './core/clock.js';
+import { EventLog } from './core/events.js';
+import { clone, isObj, obj, str, type Json } from './core/json.js';
+import {
+  Store,
+  isApiError,
+  keyOf,
+  refOf,
+  type KObject,
+  type Manifest,
+  type Ref,
+} from './core/store.js';
+import { controlPlaneAdmission } from './crossplane/admission.js';
+import {
+  CompositeController,
+  type CompositionDef,
+  type ControlPlaneFaults,
+} from './crossplane/composite.js';
+import { FunctionRunner, type FunctionProcess } from './crossplane/function.js';
+import { UsageController } from './crossplane/usage.js';
+import { FetchProgramRunner } from './cluster/pods.js';
+import { WorkloadCluster, type ConsumerMount, type StorageClassSpec } from './cluster/workload.js';
+import {
+  DEFAULT_PROVIDER_OPTIONS,
+  OBJECT_API_VERSION,
+  ObjectController,
+  type ProviderOptions,
+} from './provider/object.js';
+import { verifyVolume, type Expected, type VolumeReport } from './checks.js';
+import { ROOT } from './programs.js';
+
+export const XR_API_VERSION = 'modelplane.ai/v1alpha1';
+export const NS = 'team-a';
+export const SYSTEM_NS = 'crossplane-system';
+
+export interface Violation {
+  kind:
+    | 'ready-without-bytes'
+    | 'consumer-without-bytes'
+    | 'secret-in-function-output'
+    | 'simulator-error';
+  message: string;
+  bytesLost: number;
+}
+
+export interface ClusterEntry {
+  name: string;
+  phase: string;
+  reason: string;
+  message: string;
+  namespace: string;
+  claimName: string;
+  identity: string;
+  progress?: { bytesDone: number; bytesTotal: number };
+  resolvedRevision?: string;
+}
+
+export interface SimOptions {
+  fn: FunctionProcess;
+  /** Virtual ms per wall ms while a fetch program runs. */
+  rate?: number;
+  provider?: Partial<ProviderOptions>;
+  keepWorkDir?: boolean;
+}
+
+export interface AddClusterOptions {
+  labels?: Record<string, string>;
+  /** The class the InferenceCluster names (undefined: none). */
+  storageClassName?: string;
+  /** Classes that exist on the cluster; default: the named class, binding after 15 s. */
+  classes?: Record<string, StorageClassSpec>;
+  /** Register the InferenceCluster and its provider config (default true). */
+  register?: boolean;
+  /** Create the ClusterProviderConfig (default true). */
+  providerConfig?: boolean;
+}
+
+export function loadComposition(file: string): CompositionDef {
+  const doc = parseYaml(readFileSync(join(ROOT, file), 'utf8')) as Json;
+  const spec = obj(doc, 'spec') ?? {};
+  const pipeline = Array.isArray(spec['pipeline'])
+    ? (spec['pipeline'] as CompositionDef['pipeline'])
+    : [];
+  return {
+    name: str(doc, 'metadata', 'name') ?? '',
+    apiVersion: str(spec, 'compositeTypeRef', 'apiVersion') ?? '',
+    kind: str(spec, 'compositeTypeRef', 'kind') ?? '',
+    pipeline,
+  };
+}
+
+export class Sim {
+  readonly clock: VirtualClock;
+  readonly cp: Store;
+  readonly events: EventLog;
+  readonly clusters = new Map<string, WorkloadCluster>();
+  readonly runner: FunctionRunner;
+  readonly fetch = new FetchProgramRunner();
+  readonly xr: Record<'ModelCache' | 'ModelDeployment' | 'InferenceCluster', CompositeController>;
+  readonly provider: ObjectController;
+  readonly usage: UsageController;
+  readonly faults: ControlPlaneFaults = { failFetches: new Map() };
+  readonly violations: Violation[] = [];
+  readonly workDir: string;
+  /** What each cache must hold: `${ns}/${name}` -> files. */
+  private readonly expected = new Map<string, Expected>();
+  /** Secret values that must never appear in the Function's output. */
+  private readonly secrets = new Set<string>();
+  /** Identities verified on a cluster: `${cluster}/${claim}/${identity}`. */
+  private readonly verified = new Set<string>();
+  readonly consumerChecks: (ConsumerMount & { report: VolumeReport })[] = [];
+  private readonly byServer = new Map<string, WorkloadCluster>();
+
+  private constructor(private readonly opts: SimOptions) {
+    this.workDir = mkdtempSync(join(tmpdir(), 'modelcache-sim-'));
+    this.clock = new VirtualClock(opts.rate ?? 50);
+    this.cp = new Store('control-plane', this.clock, 42);
+    this.events = new EventLog(this.clock);
+    controlPlaneAdmission(this.cp);
+    this.runner = new FunctionRunner({ 'function-modelcache': opts.fn });
+    this.runner.taps.push((_req, rsp) => {
+      this.checkSecrets(rsp);
+    });
+    const cpOpts = { realtime: true, pollIntervalMs: 60_000, faults: this.faults };
+    const ctl = (file: string): CompositeController =>
+      new CompositeController(
+        this.clock,
+        this.cp,
+        this.runner,
+        loadComposition(file),
+        this.events,
+        cpOpts,
+      );
+    this.xr = {
+      ModelCache: ctl('compositions/modelcache.yaml'),
+      ModelDeployment: ctl('compositions/modeldeployment.yaml'),
+      InferenceCluster: ctl('compositions/inferencecluster.yaml'),
+    };
+    this.xr.ModelCache.afterReconcile.push((xr) => {
+      this.checkReady(xr);
+    });
+    this.provider = new ObjectController(
+      this.clock,
+      this.cp,
+      (server) => {
+        const c = this.byServer.get(server);
+        if (!c) {
+          throw new Error(
+            `dial tcp ${server.replace(/^https:\/\//, '')}: connect: connection refused`,
+          );
+        }
+        return c.client();
+      },
+      this.events,
+      { ...DEFAULT_PROVIDER_OPTIONS, ...(opts.provider ?? {}) },
+    );
+    this.usage = new UsageController(this.clock, this.cp, (kind) =>
+      kind === 'ModelCache' || kind === 'ModelDeployment' || kind === 'InferenceCluster'
+        ? XR_API_VERSION
+        : 'v1',
+    );
+  }
+
+  static async start(opts: SimOptions): Promise<Sim> {
+    const sim = new Sim(opts);
+    if (!opts.fn.running) await opts.fn.start();
+    for (const ns of [SYSTEM_NS, NS]) {
+      sim.cp.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'kubectl');
+    }
+    return sim;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Fleet.
+
+  async addCluster(name: string, o: AddClusterOptions = {}): Promise<WorkloadCluster> {
+    const classes =
+      o.classes ??
+      (o.storageClassName !== undefined
+        ? { [o.storageClassName]: { provisioner: 'nfs.csi.k8s.io', bindAfterMs: 15_000 } }
+        : {});
+    const cluster = new WorkloadCluster(this.clock, this.events, {
+      name,
+      storageClasses: { ...classes },
+      workDir: this.workDir,
+      runner: this.fetch,
+      onConsumerStart: (m) => {
+        this.checkConsumer(m);
+      },
+    });
+    await cluster.start();
+    this.clusters.set(name, cluster);
+    this.byServer.set(cluster.server, cluster);
+    const kubeconfig = stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name, cluster: { server: cluster.server } }],
+      contexts: [{ name, context: { cluster: name, user: 'provider-kubernetes' } }],
+      'current-context': name,
+      users: [{ name: 'provider-kubernetes', user: { token: `sim-${name}-admin` } }],
+    });
+    this.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `${name}-kubeconfig`, namespace: SYSTEM_NS },
+      data: { kubeconfig: Buffer.from(kubeconfig).toString('base64') },
+    });
+    if (o.providerConfig !== false && o.register !== false) this.addProviderConfig(name);
+    if (o.register !== false) {
+      this.apply({
+        apiVersion: XR_API_VERSION,
+        kind: 'InferenceCluster',
+        metadata: { name, labels: o.labels ?? {} },
+        spec: {
+          providerConfigRef: { kind: 'ClusterProviderConfig', name },
+          ...(o.storageClassName !== undefined
+            ? { storage: { storageClassName: o.storageClassName } }
+            : {}),
+        },
+      });
+    }
+    return cluster;
+  }
+
+  addProviderConfig(name: string): void {
+    this.apply({
+      apiVersion: OBJECT_API_VERSION,
+      kind: 'ClusterProviderConfig',
+      metadata: { name },
+      spec: {
+        credentials: {
+          source: 'Secret',
+          secretRef: { namespace: SYSTEM_NS, name: `${name}-kubeconfig`, key: 'kubeconfig' },
+        },
+      },
+    });
+  }
+
+  cluster(name: string): WorkloadCluster {
+    const c = this.clusters.get(name);
+    if (!c) throw new Error(`no cluster ${name}`);
+    return c;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // kubectl.
+
+  /** `kubectl apply`: create, or replace spec/data and merge labels and annotations. */
+  apply(m: Manifest | Json): KObject {
+    const manifest = clone(m) as Manifest;
+    if (manifest.kind === 'Secret') {
+      for (const v of Object.values(obj(manifest, 'data') ?? {}))
+        if (typeof v === 'string') this.secret(Buffer.from(v, 'base64').toString('utf8'));
+      for (const v of Object.values(obj(manifest, 'stringData') ?? {}))
+        if (typeof v === 'string') this.secret(v);
+    }
+    const ref = refOf(manifest);
+    const cur = this.cp.get(ref);
+    if (!cur) return this.cp.create(manifest, 'kubectl');
+    const next = clone(cur);
+    next.metadata.labels = { ...(cur.metadata.labels ?? {}), ...(manifest.metadata.labels ?? {}) };
+    next.metadata.annotations = {
+      ...(cur.metadata.annotations ?? {}),
+      ...(manifest.metadata.annotations ?? {}),
+    };
+    for (const [k, v] of Object.entries(manifest)) {
+      if (k === 'metadata' || k === 'status' || k === 'apiVersion' || k === 'kind') continue;
+      if (k === 'spec' && isObj(v) && isObj(cur['spec']) && isObj(cur['spec']['crossplane'])) {
+        next['spec'] = { ...v, crossplane: cur['spec']['crossplane'] };
+      } else next[k] = clone(v);
+    }
+    if (manifest.kind === 'Secret' && manifest['stringData'] !== undefined) delete next['data'];
+    return this.cp.update(next, 'kubectl');
+  }
+
+  /** `kubectl label` / `kubectl annotate` (null removes). */
+  patchMeta(
+    ref: Ref,
+    change: { labels?: Record<string, string | null>; annotations?: Record<string, string | null> },
+  ): KObject {
+    return this.cp.mergePatch(ref, { metadata: change }, 'kubectl');
+  }
+
+  /** `kubectl delete`; returns the API error message when refused. */
+  delete(ref: Ref): string | undefined {
+    try {
+      this.cp.delete(ref);
+      return undefined;
+    } catch (err) {
+      if (isApiError(err)) return err.message;
+      throw err;
+    }
+  }
+
+  get(ref: Ref): KObject | undefined {
+    return this.cp.get(ref);
+  }
+
+  secret(value: string): void {
+    if (value.length >= 6) {
+      this.secrets.add(value);
+      this.secrets.add(Buffer.from(value).toString('base64'));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Reading state.
+
+  cacheRef(name: string, namespace = NS): Ref {
+    return { apiVersion: XR_API_VERSION, kind: 'ModelCache', name, namespace };
+  }
+
+  deploymentRef(name: string, namespace = NS): Ref {
+    return { apiVersion: XR_API_VERSION, kind: 'ModelDeployment', name, namespace };
+  }
+
+  clustersOf(name: string, namespace = NS): Map<string, ClusterEntry> {
+    const xr = this.cp.get(this.cacheRef(name, namespace));
+    const list =
+      isObj(xr?.['status']) && Array.isArray(xr['status']['clusters'])
+        ? (xr['status']['clusters'] as ClusterEntry[])
+        : [];
+    return new Map(list.map((c) => [c.name, c]));
+  }
+
+  phases(name: string, namespace = NS): Record<string, string> {
+    return Object.fromEntries(
+      [...this.clustersOf(name, namespace)].map(([c, e]) => [c, `${e.phase}/${e.reason}`]),
+    );
+  }
+
+  condition(
+    ref: Ref,
+    type: string,
+  ): { status: string; reason: string; message: string } | undefined {
+    const xr = this.cp.get(ref);
+    const list =
+      isObj(xr?.['status']) && Array.isArray(xr['status']['conditions'])
+        ? (xr['status']['conditions'] as Json[])
+        : [];
+    const c = list.find((x) => x['type'] === type);
+    return (
+      c && {
+        status: typeof c['status'] === 'string' ? c['status'] : '',
+        reason: typeof c['reason'] === 'string' ? c['reason'] : '',
+        message: typeof c['message'] === 'string' ? c['message'] : '',
+      }
+    );
+  }
+
+  /** Composed Objects of an XR, by composition resource name. */
+  composed(ref: Ref): Map<string, KObject> {
+    const xr = this.cp.get(ref);
+    const out = new Map<string, KObject>();
+    if (!xr) return out;
+    for (const o of this.cp.list(OBJECT_API_VERSION, 'Object', {
+      namespace: xr.metadata.namespace ?? SYSTEM_NS,
+    })) {
+      if ((o.metadata.ownerReferences ?? []).some((r) => r.uid === xr.metadata.uid)) {
+        out.set(
+          o.metadata.annotations?.['crossplane.io/composition-resource-name'] ?? o.metadata.name,
+          o,
+        );
+      }
+    }
+    return out;
+  }
+
+  remote(cluster: string, apiVersion: string, kind: string, namespace?: string): KObject[] {
+    return this.cluster(cluster).store.list(apiVersion, kind, { namespace });
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Time.
+
+  async until(
+    label: string,
+    pred: () => boolean,
+    withinMs: number,
+    realMs = 90_000,
+  ): Promise<void> {
+    const out: RunOutcome = await this.clock.run(pred, { virtualMs: withinMs, realMs });
+    if (out !== 'done') {
+      throw new Error(
+        `${label}: not reached within ${Math.round(withinMs / 1000)} s of virtual time (${out}, at ${this.clock.stamp()})\n${this.diagnose()}`,
+      );
+    }
+  }
+
+  async runFor(ms: number, realMs = 90_000): Promise<void> {
+    await this.clock.advance(ms, realMs);
+  }
+
+  diagnose(): string {
+    const lines: string[] = [];
+    for (const xr of this.cp.list(XR_API_VERSION, 'ModelCache')) {
+      lines.push(
+        `  ModelCache ${xr.metadata.name}: ${JSON.stringify(this.phases(xr.metadata.name, xr.metadata.namespace))}`,
+      );
+    }
+    for (const xr of this.cp.list(XR_API_VERSION, 'ModelDeployment')) {
+      const st = isObj(xr['status']) ? xr['status'] : {};
+      lines.push(`  ModelDeployment ${xr.metadata.name}: ${JSON.stringify(st['clusters'] ?? [])}`);
+    }
+    for (const [k, e] of [
+      ...this.xr.ModelCache.queue.lastError,
+      ...this.xr.ModelDeployment.queue.lastError,
+    ]) {
+      lines.push(`  XR error ${k}: ${e.slice(0, 300)}`);
+    }
+    for (const o of this.cp.list(OBJECT_API_VERSION, 'Object')) {
+      const synced = (
+        isObj(o['status']) && Array.isArray(o['status']['conditions'])
+          ? (o['status']['conditions'] as Json[])
+          : []
+      ).find((c) => c['type'] === 'Synced');
+      if (synced && synced['status'] === 'False')
+        lines.push(
+          `  Object ${o.metadata.name} (${o.metadata.annotations?.['crossplane.io/composition-resource-name'] ?? ''}): ${String(synced['message']).slice(0, 200)}`,
+        );
+    }
+    for (const err of this.clock.errors.slice(0, 5))
+      lines.push(`  simulator error: ${err.slice(0, 400)}`);
+    return lines.join('\n');
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Invariants.
+
+  /** Register what a cache must hold, to compare staged bytes with the source. */
+  expect(cache: string, files: Expected, namespace = NS): void {
+    this.expected.set(`${namespace}/${cache}`, files);
+  }
+
+  private claimOwner(cluster: string, namespace: string, claim: string): string | undefined {
+    for (const xr of this.cp.list(XR_API_VERSION, 'ModelCache', { namespace })) {
+      const e = this.clustersOf(xr.metadata.name, namespace).get(cluster);
+      if (e?.claimName === claim) return `${namespace}/${xr.metadata.name}`;
+    }
+    return undefined;
+  }
+
+  /** Whenever a cache says Ready on a cluster, its volume must hold its bytes. */
+  private checkReady(xr: KObject): void {
+    const ns = xr.metadata.namespace ?? NS;
+    for (const e of this.clustersOf(xr.metadata.name, ns).values()) {
+      if (e.phase !== 'Ready' || e.reason !== 'Staged') continue;
+      const key = `${e.name}/${e.claimName}/${e.identity}`;
+      if (this.verified.has(key)) continue;
+      this.verified.add(key);
+      const dir = this.clusters.get(e.name)?.volumeOf(e.namespace, e.claimName);
+      const report = verifyVolume(dir, e.identity, this.expected.get(`${ns}/${xr.metadata.name}`));
+      if (!report.ok) {
+        this.violations.push({
+          kind: 'ready-without-bytes',
+          message: `${xr.metadata.name} Ready on ${e.name} at ${this.clock.stamp()} but: ${report.problems.slice(0, 4).join('; ')}`,
+          bytesLost: report.bytesLost,
+        });
+      }
+    }
+  }
+
+  private checkConsumer(m: ConsumerMount): void {
+    const owner = this.claimOwner(m.cluster, m.namespace, m.claim);
+    const report = verifyVolume(
+      m.dir,
+      undefined,
+      owner === undefined ? undefined : this.expected.get(owner),
+    );
+    this.consumerChecks.push({ ...m, report });
+    if (!report.ok) {
+      this.violations.push({
+        kind: 'consumer-without-bytes',
+        message: `pod ${m.pod} on ${m.cluster} started with claim ${m.claim} at ${m.mountPath}: ${report.problems.slice(0, 4).join('; ')}`,
+        bytesLost: report.bytesLost,
+      });
+    }
+  }
+
+  private checkSecrets(rsp: unknown): void {
+    const text = JSON.stringify(rsp);
+    for (const s of this.secrets) {
+      if (text.includes(s)) {
+        this.violations.push({
+          kind: 'secret-in-function-output',
+          message: `a Secret value (${s.slice(0, 3)}…) appears in a RunFunctionResponse`,
+          bytesLost: 0,
+        });
+      }
+    }
+  }
+
+  /**
+   * Verify every cluster where the cache says Ready now; returns the bytes lost. Used at
+   * the end of a scenario (the Ready transitions were checked as they happened).
+   */
+  verifyCache(
+    name: string,
+    namespace = NS,
+  ): { lost: number; verified: number; problems: string[] } {
+    let lost = 0;
+    let verified = 0;
+    const problems: string[] = [];
+    for (const e of this.clustersOf(name, namespace).values()) {
+      if (e.phase !== 'Ready' || e.reason !== 'Staged') continue;
+      const dir = this.clusters.get(e.name)?.volumeOf(e.namespace, e.claimName);
+      const r = verifyVolume(dir, e.identity, this.expected.get(`${namespace}/${name}`));
+      lost += r.bytesLost;
+      verified += r.bytesVerified;
+      for (const p of r.problems) problems.push(`${e.name}: ${p}`);
+    }
+    return { lost, verified, problems };
+  }
+
+  /** Remote objects of one kind on every cluster, by cluster. */
+  count(apiVersion: string, kind: string): Record<string, number> {
+    return Object.fromEntries(
+      [...this.clusters].map(([n, c]) => [n, c.store.list(apiVersion, kind).length]),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.runner.close();
+    for (const c of this.clusters.values()) await c.close();
+    if (this.opts.keepWorkDir !== true) rmSync(this.workDir, { recursive: true, force: true });
+  }
+
+  key(r: Ref): string {
+    return keyOf(r);
+  }
+
+  /** The YAML of an example file's documents (examples/...). */
+  static docs(relative: string): Json[] {
+    const text = readFileSync(join(ROOT, relative), 'utf8');
+    return text
+      .split(/^---\s*$/m)
+      .map((d) => parseYaml(d) as unknown)
+      .filter((d): d is Json => isObj(d));
+  }
+}
