@@ -1,10 +1,7 @@
 // The Function package's input CRD (package/function/input/) and the zod schema the Function
 // parses its input with (function/api/input.ts) describe the same thing twice; this compares them
 // node by node, so a field, bound, enum, default or pattern changed on one side only fails.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { z } from 'zod';
 import {
   DEFAULT_FETCH_COMMAND,
@@ -12,30 +9,10 @@ import {
   functionInput,
 } from '../../function/api/input.js';
 import { INPUT_API_VERSION, INPUT_KIND } from '../../function/constants.js';
-import { ROOT } from './examples.js';
+import { asNode, isNode, openApiSchema, readYaml, type Node } from '../support/xrd.js';
 
-type Node = Record<string, unknown>;
-
-const CRD_PATH = join(ROOT, 'package/function/input/modelcache.fn.modelplane.ai_inputs.yaml');
-const crd = parse(readFileSync(CRD_PATH, 'utf8')) as Node;
-
-function isNode(v: unknown): v is Node {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function node(v: unknown, where: string): Node {
-  if (!isNode(v)) throw new Error(`${where}: not an object`);
-  return v;
-}
-
-function crdSchema(doc: Node): Node {
-  const spec = node(doc['spec'], 'spec');
-  const versions = spec['versions'] as unknown[];
-  return node(
-    node(node(versions[0], 'versions[0]')['schema'], 'schema')['openAPIV3Schema'],
-    'schema',
-  );
-}
+// The input CRD has an XRD's shape where it matters (spec.versions[0].schema.openAPIV3Schema).
+const crd = readYaml('package/function/input/modelcache.fn.modelplane.ai_inputs.yaml');
 
 const COMPARED = [
   'type',
@@ -90,7 +67,8 @@ function differences(crdNode: Node, zodNode: Node, path: string): string[] {
   for (const name of [...new Set([...Object.keys(cp), ...Object.keys(zp)])].sort()) {
     if (!(name in zp)) out.push(`${path}: property "${name}" only in the CRD`);
     else if (!(name in cp)) out.push(`${path}: property "${name}" only in zod`);
-    else out.push(...differences(node(cp[name], name), node(zp[name], name), `${path}.${name}`));
+    else
+      out.push(...differences(asNode(cp[name], name), asNode(zp[name], name), `${path}.${name}`));
   }
   for (const key of ['items', 'additionalProperties'] as const) {
     const c = crdNode[key];
@@ -103,25 +81,25 @@ function differences(crdNode: Node, zodNode: Node, path: string): string[] {
 }
 
 function zodInput(): Node {
-  return node(z.toJSONSchema(functionInput, { io: 'input', unrepresentable: 'any' }), 'zod');
+  return asNode(z.toJSONSchema(functionInput, { io: 'input', unrepresentable: 'any' }), 'zod');
 }
 
 /** The CRD's schema without the Kubernetes envelope fields zod does not describe. */
 function crdInput(): Node {
-  const schema = structuredClone(crdSchema(crd));
-  const props = node(schema['properties'], 'properties');
+  const schema = structuredClone(openApiSchema(crd));
+  const props = asNode(schema['properties'], 'properties');
   delete props['metadata'];
   return schema;
 }
 
 describe('the Function input CRD', () => {
   it('names the input apiVersion and kind the Function accepts', () => {
-    const spec = node(crd['spec'], 'spec');
-    const names = node(spec['names'], 'names');
+    const spec = asNode(crd['spec'], 'spec');
+    const names = asNode(spec['names'], 'names');
     const versions = spec['versions'] as Node[];
     expect(`${String(spec['group'])}/${String(versions[0]?.['name'])}`).toBe(INPUT_API_VERSION);
     expect(names['kind']).toBe(INPUT_KIND);
-    expect(node(crd['metadata'], 'metadata')['name']).toBe(
+    expect(asNode(crd['metadata'], 'metadata')['name']).toBe(
       `${String(names['plural'])}.${String(spec['group'])}`,
     );
   });
@@ -131,17 +109,17 @@ describe('the Function input CRD', () => {
   });
 
   it('defaults the fetch image and command to the Function image and its fetch entrypoint', () => {
-    const fetch = node(node(crdSchema(crd)['properties'], 'p')['fetch'], 'fetch');
-    const props = node(fetch['properties'], 'fetch.properties');
-    expect(node(props['image'], 'image')['default']).toBe(DEFAULT_FETCH_IMAGE);
-    expect(node(props['command'], 'command')['default']).toEqual(DEFAULT_FETCH_COMMAND);
+    const fetch = asNode(asNode(openApiSchema(crd)['properties'], 'p')['fetch'], 'fetch');
+    const props = asNode(fetch['properties'], 'fetch.properties');
+    expect(asNode(props['image'], 'image')['default']).toBe(DEFAULT_FETCH_IMAGE);
+    expect(asNode(props['command'], 'command')['default']).toEqual(DEFAULT_FETCH_COMMAND);
   });
 
   it('detects drift on either side', () => {
     const changed = crdInput();
-    const fetch = node(node(changed['properties'], 'p')['fetch'], 'fetch');
-    const props = node(fetch['properties'], 'fetch.properties');
-    node(props['backoffLimit'], 'backoffLimit')['maximum'] = 50;
+    const fetch = asNode(asNode(changed['properties'], 'p')['fetch'], 'fetch');
+    const props = asNode(fetch['properties'], 'fetch.properties');
+    asNode(props['backoffLimit'], 'backoffLimit')['maximum'] = 50;
     delete props['imagePullPolicy'];
     props['nodeSelector'] = { type: 'object' };
     expect(differences(changed, zodInput(), 'input')).toEqual([
