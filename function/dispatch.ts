@@ -19,7 +19,7 @@ import {
 } from './constants.js';
 import { isFatal, type CoreRequest, type CoreResponse, type CoreResult } from './core.js';
 import { composeInferenceCluster } from './inferencecluster/compose.js';
-import { asJson, conditionsAt, type Json } from './k8s/object.js';
+import { asJson, objectReady, type Json } from './k8s/object.js';
 import { composeModelCache } from './modelcache/compose.js';
 import { composeModelDeployment } from './modeldeployment/compose.js';
 import { composeMountStep } from './mountstep/compose.js';
@@ -158,9 +158,7 @@ export function toResponse(
     // Ready when provider-kubernetes says so (its readiness policy, e.g. our CEL queries);
     // otherwise keep an earlier step's verdict on a resource this step only amended.
     // Crossplane counts an unspecified composed resource as not ready and says so each call.
-    const observedReady = conditionsAt(observed[key]?.resource, 'status', 'conditions').some(
-      (c) => c.type === 'Ready' && c.status === 'True',
-    );
+    const observedReady = core.observedReady?.[key] ?? objectReady(observed[key]?.resource);
     resources[key] = resource(body, observedReady ? Ready.READY_TRUE : resources[key]?.ready);
   }
   const prior = asJson(req.desired?.composite?.resource) ?? {};

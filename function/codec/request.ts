@@ -20,6 +20,7 @@ import type {
   State,
 } from '@crossplane-org/function-sdk-typescript';
 
+import { recordSourceBytes } from '../k8s/source-bytes.js';
 import { EAGER, LAZY_LARGE, decodeStruct, type DecodeMode, type JsonObject } from './struct.js';
 import { Reader } from './wire.js';
 
@@ -61,6 +62,17 @@ function nested<T>(r: Reader, end: number, read: (r: Reader, end: number) => T):
 function struct(mode: DecodeMode): (r: Reader, end: number) => JsonObject {
   return (r, end) => {
     const value = decodeStruct(r.buf, r.pos, end, mode);
+    r.pos = end;
+    return value;
+  };
+}
+
+/** A resource's Struct, remembering the bytes it came from (see k8s/source-bytes.ts). */
+function resourceStruct(mode: DecodeMode): (r: Reader, end: number) => JsonObject {
+  return (r, end) => {
+    const start = r.pos;
+    const value = decodeStruct(r.buf, start, end, mode);
+    recordSourceBytes(value, r.buf, start, end);
     r.pos = end;
     return value;
   };
@@ -110,7 +122,7 @@ function readMeta(r: Reader, end: number): RequestMeta {
 }
 
 function readResource(mode: DecodeMode): (r: Reader, end: number) => Resource {
-  const resourceStruct = struct(mode);
+  const readBody = resourceStruct(mode);
   return (r, end) => {
     const res: Resource = {
       resource: undefined,
@@ -120,7 +132,7 @@ function readResource(mode: DecodeMode): (r: Reader, end: number) => Resource {
     while (r.pos < end) {
       const tag = r.tag();
       if (tag === 0x0a) {
-        res.resource = nested(r, end, resourceStruct);
+        res.resource = nested(r, end, readBody);
       } else if (tag === 0x12) {
         const [key, value] = nested(r, end, (rr, e) => mapEntry(rr, e, (r3, e3) => bytes(r3, e3)));
         setEntry(res.connectionDetails, key, value ?? Buffer.alloc(0));

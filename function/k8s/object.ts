@@ -103,6 +103,13 @@ export function remoteManifest(observedObject: unknown): Json | undefined {
   return asJson(at(observedObject, 'status', 'atProvider', 'manifest'));
 }
 
+/** True when provider-kubernetes reports the Object Ready (its readiness policy passed). */
+export function objectReady(observedObject: unknown): boolean {
+  return conditionsAt(observedObject, 'status', 'conditions').some(
+    (c) => c.type === 'Ready' && c.status === 'True',
+  );
+}
+
 /** True when the Object reports it cannot sync (e.g. a referenced Secret is missing). */
 export function objectSyncFailed(observedObject: unknown): boolean {
   return conditionsAt(observedObject, 'status', 'conditions').some(

@@ -23,12 +23,16 @@ import {
 import { canonicalJson, dnsLabel, sha256Hex } from '../k8s/names.js';
 import { asJson, holdObserved, stringAt, type Json } from '../k8s/object.js';
 import { backendFor } from './backends/index.js';
+import { ClusterMemo } from './cluster-memo.js';
 import type { Blocker, CacheModel, ClusterStatus } from './model.js';
 import { NEVER_HELD, resourceKey, splitKey } from './roles.js';
 import { sourceOf, sourceParts } from './sources/index.js';
 import { buildConditions, buildStatus, previousClusters, transitionEvents } from './status.js';
 
 const IDENTITY_VERSION = 1;
+
+/** Backend results of each ModelCache's last call, reused for clusters whose inputs are unchanged. */
+export const clusterMemo = new ClusterMemo();
 
 /** Everything derived from the cache's spec and metadata, computed once per call. */
 export function cacheModel(
@@ -182,8 +186,13 @@ function composeParsed(
   }
 
   const resources: Record<string, Json> = {};
+  const observedReady: Record<string, boolean> = {};
   const clusters: ClusterStatus[] = [];
   const knownProviderConfigs = providerConfigNames(req.required);
+  const memo = clusterMemo.begin(
+    `${cache.namespace}/${cache.name}`,
+    JSON.stringify([cache.name, cache.namespace, spec, cache.identity, input]),
+  );
   for (const { name, parsed } of parseClusters(requiredClusters)) {
     const clusterObserved = observed.get(name) ?? {};
     if (!parsed.success) {
@@ -202,19 +211,26 @@ function composeParsed(
     }
     const view = clusterView(parsed.data);
     const prev = previous.get(name);
-    const result = backend({
-      cache,
-      cluster: view,
-      observed: clusterObserved,
-      latched: prev?.identity === cache.identity ? prev : undefined,
-      blocker: providerConfigBlocker(view, knownProviderConfigs),
-      input,
-    });
+    const { result, observedReady: ready } = memo.cluster(
+      {
+        cache,
+        cluster: view,
+        observed: clusterObserved,
+        latched: prev?.identity === cache.identity ? prev : undefined,
+        blocker: providerConfigBlocker(view, knownProviderConfigs),
+        input,
+      },
+      backend,
+    );
     for (const [role, res] of Object.entries(result.resources)) {
       resources[resourceKey(name, role)] = res;
     }
+    if (ready !== undefined) {
+      for (const [role, r] of Object.entries(ready)) observedReady[resourceKey(name, role)] = r;
+    }
     clusters.push(result.status);
   }
+  memo.end();
 
   return {
     ...common,
@@ -223,5 +239,7 @@ function composeParsed(
     ready: clusters.length > 0 && clusters.every((c) => c.phase === 'Ready'),
     conditions: buildConditions(clusters),
     events: transitionEvents(previous, clusters),
+    // Known only for clusters the memo keyed; the dispatch layer reads the rest itself.
+    ...(Object.keys(observedReady).length > 0 ? { observedReady } : {}),
   };
 }
