@@ -20,8 +20,14 @@ import type {
   State,
 } from '@crossplane-org/function-sdk-typescript';
 
-import { recordSourceBytes } from '../k8s/source-bytes.js';
-import { EAGER, LAZY_LARGE, decodeStruct, type DecodeMode, type JsonObject } from './struct.js';
+import {
+  EAGER,
+  LAZY_LARGE,
+  decodeStruct,
+  decodeStructLazily,
+  type DecodeMode,
+  type JsonObject,
+} from './struct.js';
 import { Reader } from './wire.js';
 
 type RequestMeta = NonNullable<RunFunctionRequest['meta']>;
@@ -67,12 +73,10 @@ function struct(mode: DecodeMode): (r: Reader, end: number) => JsonObject {
   };
 }
 
-/** A resource's Struct, remembering the bytes it came from (see k8s/source-bytes.ts). */
+/** A resource's Struct: lazy whatever its size when `mode` is (see decodeStructLazily). */
 function resourceStruct(mode: DecodeMode): (r: Reader, end: number) => JsonObject {
   return (r, end) => {
-    const start = r.pos;
-    const value = decodeStruct(r.buf, start, end, mode);
-    recordSourceBytes(value, r.buf, start, end);
+    const value = decodeStructLazily(r.buf, r.pos, end, mode);
     r.pos = end;
     return value;
   };

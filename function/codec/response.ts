@@ -41,30 +41,6 @@ function structField(w: ReverseWriter, tag: number, value: object): void {
   w.ldelim(mark, tag);
 }
 
-/**
- * Encodings of frozen composed resources. A frozen object cannot change, so its Struct bytes are
- * written once and copied on later calls: the ModelCache core hands back the same frozen objects
- * for clusters whose inputs did not change (modelcache/cluster-memo.ts). Entries go with the
- * objects.
- */
-const encodedOnce = new WeakMap<object, Buffer>();
-
-function resourceField(w: ReverseWriter, tag: number, value: object): void {
-  if (!Object.isFrozen(value)) {
-    structField(w, tag, value);
-    return;
-  }
-  const mark = w.written();
-  const cached = encodedOnce.get(value);
-  if (cached !== undefined) {
-    w.raw(cached, 0, cached.length);
-  } else {
-    writeStruct(w, value);
-    encodedOnce.set(value, Buffer.from(w.buf.subarray(w.pos, w.pos + w.written() - mark)));
-  }
-  w.ldelim(mark, tag);
-}
-
 /** Entries of a map field, last first, each as `writeEntry` writes its content. */
 function mapField<V>(
   w: ReverseWriter,
@@ -91,7 +67,7 @@ function writeResource(w: ReverseWriter, res: Resource): void {
       ww.byte(0x12);
     }
   });
-  if (res.resource !== undefined) resourceField(w, 0x0a, res.resource);
+  if (res.resource !== undefined) structField(w, 0x0a, res.resource);
 }
 
 function messageValue<V>(

@@ -235,6 +235,8 @@ class LazyStruct implements ProxyHandler<JsonObject> {
     readonly depth: number,
     readonly mode: DecodeMode,
     readonly target: JsonObject,
+    /** Bytes this codec wrote itself: copied through without the structural check. */
+    readonly trusted = false,
   ) {}
 
   materialize(): JsonObject {
@@ -280,14 +282,50 @@ function lazyStruct(
   end: number,
   depth: number,
   mode: DecodeMode,
+  trusted = false,
 ): JsonObject {
   const target: JsonObject = {};
-  return new Proxy(target, new LazyStruct(buf, start, end, depth, mode, target));
+  return new Proxy(target, new LazyStruct(buf, start, end, depth, mode, target, trusted));
+}
+
+/**
+ * A Struct this codec encoded earlier (encodeStruct), held as its bytes: it reads as the object it
+ * encodes and, untouched, is written back as those bytes without decoding or checking them.
+ */
+export function encodedStruct(buf: Buffer, start = 0, end = buf.length): JsonObject {
+  return lazyStruct(buf, start, end, 0, LAZY_LARGE, true);
 }
 
 function lazyOf(value: object): LazyStruct | undefined {
   const state = (value as { [LAZY]?: unknown })[LAZY];
   return state instanceof LazyStruct ? state : undefined;
+}
+
+/**
+ * Decode buf[start, end) as a Struct that stays bytes until first touched, whatever its size,
+ * when `mode` allows laziness at all (EAGER decodes it now). For composed resources: the ones
+ * nobody reads pass through as bytes, and undecodedSpan can name their bytes.
+ */
+export function decodeStructLazily(
+  buf: Buffer,
+  start: number,
+  end: number,
+  mode: DecodeMode,
+): JsonObject {
+  return mode.lazyMinBytes === Infinity
+    ? decodeStruct(buf, start, end, mode)
+    : lazyStruct(buf, start, end, 0, mode);
+}
+
+/** The bytes a lazy Struct stands for, while it is still only bytes (never decoded). */
+export function undecodedSpan(
+  value: unknown,
+): { buf: Buffer; start: number; end: number } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const lazy = lazyOf(value);
+  return lazy === undefined || lazy.decoded
+    ? undefined
+    : { buf: lazy.buf, start: lazy.start, end: lazy.end };
 }
 
 /** True for a lazy Struct whose bytes have not been decoded (it is still only bytes). */
@@ -362,7 +400,9 @@ export function writeStruct(w: ReverseWriter, obj: object, depth = 0): void {
   const lazy = lazyOf(obj);
   if (lazy !== undefined) {
     if (!lazy.decoded) {
-      checkStruct(new Reader(lazy.buf, lazy.start, lazy.end), lazy.end, lazy.depth);
+      if (!lazy.trusted) {
+        checkStruct(new Reader(lazy.buf, lazy.start, lazy.end), lazy.end, lazy.depth);
+      }
       w.raw(lazy.buf, lazy.start, lazy.end);
       return;
     }

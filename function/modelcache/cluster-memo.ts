@@ -6,29 +6,37 @@
 // is unchanged gets the result it got last time, frozen, which the codec then copies as the
 // bytes it encoded the first time instead of building and encoding it again.
 //
-// "Unchanged" is decided on the wire bytes of the cluster's observed resources (recorded by the
-// fast codec; compared with a memcmp) plus the small derived inputs as JSON. Where a resource's
-// bytes are unknown (another codec, a test calling the core directly), the cluster is computed.
+// "Unchanged" is decided on the wire bytes of the cluster's observed resources (the fast codec
+// hands them over still undecoded; compared with a memcmp) plus the small derived inputs as JSON.
+// Where a resource's bytes are unknown (another codec, a test calling the core directly, an
+// object already read), the cluster is computed.
 // Only the last call of each ModelCache is kept, and all of them within a byte budget, least
 // recently called first out.
 
-import { objectReady } from '../k8s/object.js';
-import { frozenCopy, sourceBytesOf, type SourceSpan } from '../k8s/source-bytes.js';
+import { encodeStruct, encodedStruct, undecodedSpan } from '../codec/struct.js';
+import { objectReady, type Json } from '../k8s/object.js';
 import type { ClusterContext, ClusterResult } from './model.js';
 
 /** What the memo may hold across all ModelCaches (inputs kept for comparison plus results). */
 export const MEMO_BUDGET_BYTES = 48 * 2 ** 20;
 
-/** Results are held as objects and encoded bytes: about this many times the observed bytes. */
-const RESULT_BYTES_PER_INPUT_BYTE = 2;
+/** Bytes held per cluster besides its buffers (status, role names, the context string). */
+const ENTRY_OVERHEAD_BYTES = 2048;
 
 interface ClusterEntry {
   /** The cluster's view, latched status and blocker, as JSON. */
   context: string;
   roles: string[];
-  /** Copies of the observed resources' bytes, by role in `roles` order. */
-  inputs: Buffer[];
-  result: ClusterResult;
+  /** The observed resources' bytes, by role in `roles` order, end to end... */
+  inputs: Buffer;
+  /** ...and where each ends in `inputs`. */
+  inputEnds: number[];
+  /** The desired resources' Struct bytes, end to end, and each one's role and end. */
+  outputs: Buffer;
+  outputRoles: string[];
+  outputEnds: number[];
+  status: ClusterResult['status'];
+  volume: Json;
   /** Whether each role's observed Object is Ready (read once from the bytes compared). */
   observedReady: Readonly<Record<string, boolean>>;
   bytes: number;
@@ -96,25 +104,13 @@ export class ClusterMemo {
           this.stats.hits++;
           next.set(ctx.cluster.name, old);
           bytes += old.bytes;
-          return old;
+          return { result: resultOf(old), observedReady: old.observedReady };
         }
         this.stats.misses++;
-        const computed = compute(ctx);
-        const result: ClusterResult = frozenCopy(computed);
-        const observedReady: Record<string, boolean> = {};
-        for (const role of key.roles) observedReady[role] = objectReady(ctx.observed[role]);
-        const inputBytes = key.inputs.reduce((n, b) => n + b.end - b.start, 0);
-        const entry: ClusterEntry = {
-          context: key.context,
-          roles: key.roles,
-          inputs: key.inputs.map((b) => Buffer.from(b.buf.subarray(b.start, b.end))),
-          result,
-          observedReady: Object.freeze(observedReady),
-          bytes: inputBytes * (1 + RESULT_BYTES_PER_INPUT_BYTE) + key.context.length,
-        };
+        const entry = remember(ctx, key, compute(ctx));
         next.set(ctx.cluster.name, entry);
         bytes += entry.bytes;
-        return entry;
+        return { result: resultOf(entry), observedReady: entry.observedReady };
       },
       end: () => {
         // A call that could key nothing (no wire bytes) says nothing about the last one's inputs.
@@ -137,17 +133,19 @@ export class ClusterMemo {
   }
 }
 
+type Span = NonNullable<ReturnType<typeof undecodedSpan>>;
+
 interface Inputs {
   context: string;
   roles: string[];
-  inputs: SourceSpan[];
+  inputs: Span[];
 }
 
 function inputsOf(ctx: ClusterContext): Inputs | undefined {
   const roles = Object.keys(ctx.observed).sort();
-  const inputs: SourceSpan[] = [];
+  const inputs: Span[] = [];
   for (const role of roles) {
-    const span = sourceBytesOf(ctx.observed[role]);
+    const span = undecodedSpan(ctx.observed[role]);
     if (span === undefined) return undefined;
     inputs.push(span);
   }
@@ -155,14 +153,75 @@ function inputsOf(ctx: ClusterContext): Inputs | undefined {
   return { context, roles, inputs };
 }
 
+/** Keep a computed result as bytes (see the top of this file). */
+function remember(ctx: ClusterContext, key: Inputs, result: ClusterResult): ClusterEntry {
+  const outputRoles = Object.keys(result.resources);
+  const encoded = outputRoles.map((role) =>
+    Buffer.from(encodeStruct(result.resources[role] ?? {})),
+  );
+  const outputEnds: number[] = [];
+  let end = 0;
+  for (const b of encoded) outputEnds.push((end += b.length));
+  const inputEnds: number[] = [];
+  end = 0;
+  for (const span of key.inputs) inputEnds.push((end += span.end - span.start));
+  const inputs = Buffer.allocUnsafe(end);
+  key.inputs.forEach((span, i) => {
+    span.buf.copy(inputs, inputEnds[i - 1] ?? 0, span.start, span.end);
+  });
+  const outputs = Buffer.concat(encoded);
+  const observedReady: Record<string, boolean> = {};
+  for (const role of key.roles) observedReady[role] = objectReady(ctx.observed[role]);
+  return {
+    context: key.context,
+    roles: key.roles,
+    inputs,
+    inputEnds,
+    outputs,
+    outputRoles,
+    outputEnds,
+    status: frozenCopy(result.status),
+    volume: frozenCopy(result.volume),
+    observedReady: Object.freeze(observedReady),
+    bytes: inputs.length + outputs.length + key.context.length + ENTRY_OVERHEAD_BYTES,
+  };
+}
+
+/** The remembered result: fresh objects over the held bytes, shared frozen status. */
+function resultOf(entry: ClusterEntry): ClusterResult {
+  const resources: Record<string, Json> = {};
+  entry.outputRoles.forEach((role, i) => {
+    resources[role] = encodedStruct(
+      entry.outputs,
+      entry.outputEnds[i - 1] ?? 0,
+      entry.outputEnds[i] ?? 0,
+    );
+  });
+  return { resources, status: entry.status, volume: entry.volume };
+}
+
 function sameInputs(entry: ClusterEntry, key: Inputs): boolean {
   if (entry.context !== key.context || entry.roles.length !== key.roles.length) return false;
   for (let i = 0; i < key.roles.length; i++) {
-    const held = entry.inputs[i];
     const now = key.inputs[i];
-    if (entry.roles[i] !== key.roles[i] || held === undefined || now === undefined) return false;
-    const len = now.end - now.start;
-    if (held.length !== len || held.compare(now.buf, now.start, now.end) !== 0) return false;
+    if (entry.roles[i] !== key.roles[i] || now === undefined) return false;
+    const start = entry.inputEnds[i - 1] ?? 0;
+    const end = entry.inputEnds[i] ?? 0;
+    if (end - start !== now.end - now.start) return false;
+    if (entry.inputs.compare(now.buf, now.start, now.end, start, end) !== 0) return false;
   }
   return true;
+}
+
+/** A deep copy made of frozen plain objects: shared by later calls, so nobody may change it. */
+function frozenCopy<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return Object.freeze(value.map((v: unknown) => frozenCopy(v))) as T;
+  const src = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(src)) {
+    const v = src[key];
+    if (v !== undefined) out[key] = frozenCopy(v);
+  }
+  return Object.freeze(out) as T;
 }

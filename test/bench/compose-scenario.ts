@@ -6,7 +6,12 @@ import type { Json } from '../../function/k8s/object.js';
 import { composeModelCache } from '../../function/modelcache/compose.js';
 import * as f from '../support/fixtures.js';
 
-export function midHydration(clusters: number): CoreRequest {
+/** Bytes the fetch Job has reported on the cluster at this index (clusters are named in order). */
+export type Progress = (clusterIndex: number) => number;
+
+const GiB = 2 ** 30;
+
+export function midHydration(clusters: number, done: Progress = () => 5 * GiB): CoreRequest {
   const ics = Array.from({ length: clusters }, (_, i) =>
     f.inferenceClusterXR(`cluster-${String(i).padStart(4, '0')}`, {
       storageClassName: 'nfs-rwx',
@@ -21,8 +26,8 @@ export function midHydration(clusters: number): CoreRequest {
     else if (key.includes('/fetch-')) {
       observed[key] = f.jobObserved(desired, {
         state: 'running',
-        done: 5 * 2 ** 30,
-        total: 16 * 2 ** 30,
+        done: done(Number(/^cluster-(\d+)\//.exec(key)?.[1] ?? '0')),
+        total: 16 * GiB,
       });
     } else observed[key] = f.synced(desired);
   }

@@ -1,14 +1,24 @@
 // npm run bench:compose — RunFunction latency and server memory for one ModelCache matching
 // 1..1000 clusters mid-hydration (every composed Object observed, remote objects included).
 //
+// Three scenarios, because the Function reuses what it composed for a cluster whose observed
+// Objects did not change since the ModelCache's last call (modelcache/cluster-memo.ts):
+//   repeat    the same request every call: a poll or a requeue where nothing changed;
+//   progress  each call, the Job of one cluster reports new progress (at most two clusters differ
+//             from the call before): what Crossplane sends while a fleet hydrates;
+//   cold      every cluster's Job differs from the call before: nothing is reused, the cost of
+//             composing from scratch.
+//
 // The server runs in a child process of its own, compiled to JavaScript as the image runs it.
 // In process: that process times decode request bytes → compose → encode the response, as it
-// does per call, without the network. Over gRPC: this process is the client and sends requests
-// encoded once up front (raw bytes), so the figures are the server's plus loopback transport,
-// and the memory figures are the server process's alone.
+// does per call, without the network. Over gRPC, two clients send requests encoded once up
+// front: a native one (grpcio's C transport, in Python: test/bench/native-client.ts), standing in
+// for Crossplane's Go client, and grpc-js in this process, whose own transport costs are in its
+// figures. The memory figures are the server process's alone.
 //
 // Env: BENCH_SIZES=1,10,100,1000   BENCH_QUICK=1 a tenth of the iterations (smoke)
-//      BENCH_COMPARE=1 also measures the SDK's ts-proto codec
+//      BENCH_SCENARIOS=repeat,progress,cold
+//      BENCH_COMPARE=1 also measures the SDK's ts-proto codec (repeat scenario)
 //      BENCH_SERVER_WINDOW=bytes overrides the server's HTTP/2 receive window (0: Node default).
 import {
   RunFunctionRequest,
@@ -19,7 +29,8 @@ import { loadavg } from 'node:os';
 
 import type { Codec } from '../../function/server/grpc-server.js';
 import { toRunFunctionRequest } from '../support/requests.js';
-import { midHydration } from './compose-scenario.js';
+import { midHydration, type Progress } from './compose-scenario.js';
+import { nativeLatencies } from './native-client.js';
 import { newRawClient } from './raw-client.js';
 import { forkServer, type ServerStats } from './server-launch.js';
 import { mib, percentile } from './stats.js';
@@ -45,23 +56,60 @@ const TARGET_RSS_MIB = 150;
 /** BENCH_QUICK=1: a tenth of the iterations, for a smoke run. */
 const QUICK = process.env['BENCH_QUICK'] === '1';
 
+const SCENARIO_NAMES = ['repeat', 'progress', 'cold'] as const;
+type ScenarioName = (typeof SCENARIO_NAMES)[number];
+const SCENARIOS = (process.env['BENCH_SCENARIOS'] ?? SCENARIO_NAMES.join(','))
+  .split(',')
+  .map((name) => {
+    if (!(SCENARIO_NAMES as readonly string[]).includes(name)) {
+      throw new Error(`BENCH_SCENARIOS: unknown scenario ${name} (${SCENARIO_NAMES.join(', ')})`);
+    }
+    return name as ScenarioName;
+  });
+
 function iterations(n: number, codec: Codec): number {
-  const full = n >= 1000 ? 200 : n >= 100 ? 500 : n >= 10 ? 1000 : 2000;
+  const full = n >= 1000 ? 100 : n >= 100 ? 300 : n >= 10 ? 500 : 1000;
   const base = QUICK ? Math.max(20, Math.floor(full / 10)) : full;
   return codec === 'fast' ? base : Math.max(30, Math.floor(base / 10));
 }
 
 interface Row {
+  scenario: ScenarioName;
   n: number;
   requestBytes: number;
   responseBytes: number;
   inProcess: number[];
-  grpc: number[];
+  native: number[];
+  grpcJs: number[];
   server: ServerStats;
 }
 
-function requestBytes(n: number): Buffer {
-  return Buffer.from(RunFunctionRequest.encode(toRunFunctionRequest(midHydration(n))).finish());
+const MiB = 2 ** 20;
+const BASE_DONE = 5 * 2 ** 30;
+
+function encode(n: number, done?: Progress): Buffer {
+  return Buffer.from(
+    RunFunctionRequest.encode(toRunFunctionRequest(midHydration(n, done))).finish(),
+  );
+}
+
+/** The requests a scenario sends in turn. */
+function requests(scenario: ScenarioName, n: number): Buffer[] {
+  switch (scenario) {
+    case 'repeat':
+      return [encode(n)];
+    case 'progress':
+      // Request j: the cluster at (37 j mod n) has reported j+1 MiB more than the others.
+      return Array.from({ length: 8 }, (_, j) =>
+        encode(n, (i) => BASE_DONE + (i === (37 * j) % n ? (j + 1) * MiB : 0)),
+      );
+    case 'cold':
+      return [0, 1].map((j) => encode(n, () => BASE_DONE + j * MiB));
+    default: {
+      const unreachable: never = scenario;
+      return unreachable;
+    }
+  }
 }
 
 /** The response must be the real thing, not an error answered fast. */
@@ -74,37 +122,48 @@ function checkResponse(bytes: Buffer, n: number): void {
   }
 }
 
-async function measure(codec: Codec): Promise<Row[]> {
+async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promise<Row[]> {
   const server = await forkServer({
     codec,
     ...(WINDOW !== undefined ? { flowControlWindow: WINDOW } : {}),
   });
-  const client = newRawClient(`127.0.0.1:${String(server.port)}`, CLIENT_OPTIONS);
+  const address = `127.0.0.1:${String(server.port)}`;
+  const client = newRawClient(address, CLIENT_OPTIONS);
   const rows: Row[] = [];
   try {
     for (const n of SIZES) {
-      const bytes = requestBytes(n);
-      const iters = iterations(n, codec);
-      const warmup = Math.max(5, Math.floor(iters / 10));
+      for (const scenario of scenarios) {
+        const reqs = requests(scenario, n);
+        const iters = iterations(n, codec);
+        const warmup = Math.max(5, Math.floor(iters / 10));
+        const first = await client.call(reqs[0] ?? Buffer.alloc(0));
+        checkResponse(first, n);
 
-      const local = await server.measure(bytes, warmup, iters);
-
-      const first = await client.call(bytes);
-      checkResponse(first, n);
-      const remote: number[] = [];
-      for (let i = 0; i < warmup + iters; i++) {
-        const t = process.hrtime.bigint();
-        await client.call(bytes);
-        if (i >= warmup) remote.push(Number(process.hrtime.bigint() - t) / 1e6);
+        const inProcess = await server.measure(reqs, warmup, iters);
+        const native =
+          codec === 'fast'
+            ? ((await nativeLatencies([{ name: 'ours', address, requests: reqs }], warmup, iters))[
+                'ours'
+              ] ?? [])
+            : [];
+        const grpcJs: number[] = [];
+        for (let i = 0; i < warmup + iters; i++) {
+          const bytes = reqs[i % reqs.length] ?? Buffer.alloc(0);
+          const t = process.hrtime.bigint();
+          await client.call(bytes);
+          if (i >= warmup) grpcJs.push(Number(process.hrtime.bigint() - t) / 1e6);
+        }
+        rows.push({
+          scenario,
+          n,
+          requestBytes: reqs[0]?.length ?? 0,
+          responseBytes: first.length,
+          inProcess,
+          native,
+          grpcJs,
+          server: await server.stats(),
+        });
       }
-      rows.push({
-        n,
-        requestBytes: bytes.length,
-        responseBytes: first.length,
-        inProcess: local,
-        grpc: remote,
-        server: await server.stats(),
-      });
     }
   } finally {
     client.close();
@@ -113,60 +172,71 @@ async function measure(codec: Codec): Promise<Row[]> {
   return rows;
 }
 
-const ms = (v: number): string => v.toFixed(2);
+const ms = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(2));
+const p50p99 = (xs: number[]): string => `${ms(percentile(xs, 50))} / ${ms(percentile(xs, 99))}`;
 
 function report(codec: Codec, rows: Row[]): void {
-  console.log(`\ncodec: ${codec}`);
+  console.log(`\ncodec: ${codec}    (latencies in ms, p50 / p99)`);
   console.log(
-    'clusters  request   response   in-process p50 / p99 ms   gRPC p50 / p99 ms   server RSS',
+    'scenario  clusters   request  response       in-process   gRPC native client  gRPC grpc-js client  server RSS',
   );
   for (const r of rows) {
     console.log(
       [
+        r.scenario.padEnd(8),
         String(r.n).padStart(8),
         `${(r.requestBytes / 1024).toFixed(0)} KiB`.padStart(9),
-        `${(r.responseBytes / 1024).toFixed(0)} KiB`.padStart(10),
-        `${ms(percentile(r.inProcess, 50))} / ${ms(percentile(r.inProcess, 99))}`.padStart(25),
-        `${ms(percentile(r.grpc, 50))} / ${ms(percentile(r.grpc, 99))}`.padStart(19),
-        `${mib(r.server.rss)} MiB`.padStart(12),
+        `${(r.responseBytes / 1024).toFixed(0)} KiB`.padStart(9),
+        p50p99(r.inProcess).padStart(16),
+        p50p99(r.native).padStart(19),
+        p50p99(r.grpcJs).padStart(20),
+        `${mib(r.server.rss)} MiB`.padStart(11),
       ].join(' '),
     );
   }
-  const r100 = rows.find((r) => r.n === 100);
-  const r1000 = rows.find((r) => r.n === 1000);
-  if (r100 && r1000) {
+  for (const scenario of SCENARIO_NAMES) {
+    const r100 = rows.find((r) => r.scenario === scenario && r.n === 100);
+    const r1000 = rows.find((r) => r.scenario === scenario && r.n === 1000);
+    if (!r100 || !r1000) continue;
+    const ratio = (pick: (r: Row) => number[]): string =>
+      (percentile(pick(r1000), 50) / percentile(pick(r100), 50)).toFixed(1);
     console.log(
-      `scaling, time at 1000 / time at 100 (linear = 10): gRPC p50 ${(percentile(r1000.grpc, 50) / percentile(r100.grpc, 50)).toFixed(1)}, in-process p50 ${(percentile(r1000.inProcess, 50) / percentile(r100.inProcess, 50)).toFixed(1)}`,
+      `scaling ${scenario}, time at 1000 / time at 100 (linear = 10): gRPC native p50 ${ratio((r) => r.native)}, in-process p50 ${ratio((r) => r.inProcess)}`,
     );
   }
   const last = rows[rows.length - 1];
   if (last) {
     console.log(
-      `server process: RSS ${mib(last.server.rss)} MiB after ${String(last.n)} clusters, peak ${mib(last.server.maxRss)} MiB`,
+      `server process: RSS ${mib(last.server.rss)} MiB at the end, peak ${mib(last.server.maxRss)} MiB`,
     );
   }
 }
 
 function verdicts(rows: Row[]): void {
-  console.log('\ntargets (issue 7):');
-  for (const [n, target] of Object.entries(TARGET_P99_MS)) {
-    const r = rows.find((row) => row.n === Number(n));
-    if (!r) continue;
-    const p99 = percentile(r.grpc, 99);
-    console.log(
-      `  gRPC p99 at ${n} clusters: ${ms(p99)} ms (target <= ${String(target)} ms) ${p99 <= target ? 'MET' : 'MISSED'}`,
-    );
+  console.log('\ntargets (issue 7), over gRPC from the native client:');
+  const met = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+  for (const scenario of SCENARIO_NAMES) {
+    for (const [n, target] of Object.entries(TARGET_P99_MS)) {
+      const r = rows.find((row) => row.scenario === scenario && row.n === Number(n));
+      if (!r) continue;
+      const p99 = percentile(r.native, 99);
+      console.log(
+        `  ${scenario.padEnd(8)} p99 at ${n.padStart(4)} clusters: ${ms(p99)} ms (target <= ${String(target)} ms) ${met(p99 <= target)}`,
+      );
+    }
+    const r100 = rows.find((r) => r.scenario === scenario && r.n === 100);
+    const r1000 = rows.find((r) => r.scenario === scenario && r.n === 1000);
+    if (r100 && r1000) {
+      const ratio = percentile(r1000.native, 50) / percentile(r100.native, 50);
+      console.log(
+        `  ${scenario.padEnd(8)} scaling 1000/100: ${ratio.toFixed(1)} (linear: <= 10, with slack to 12) ${met(ratio <= 12)}`,
+      );
+    }
   }
-  const r100 = rows.find((r) => r.n === 100);
-  const r1000 = rows.find((r) => r.n === 1000);
-  if (r100 && r1000) {
-    const ratio = percentile(r1000.grpc, 50) / percentile(r100.grpc, 50);
+  if (rows.some((r) => r.n === 1000)) {
+    const peak = Math.max(...rows.map((r) => r.server.maxRss)) / MiB;
     console.log(
-      `  scaling 1000/100: ${ratio.toFixed(1)} (linear: <= 10, with slack to 12) ${ratio <= 12 ? 'MET' : 'MISSED'}`,
-    );
-    const peak = r1000.server.maxRss / 2 ** 20;
-    console.log(
-      `  server peak RSS through 1000 clusters: ${peak.toFixed(0)} MiB (target <= ${String(TARGET_RSS_MIB)} MiB) ${peak <= TARGET_RSS_MIB ? 'MET' : 'MISSED'}`,
+      `  server peak RSS through 1000 clusters: ${peak.toFixed(0)} MiB (target <= ${String(TARGET_RSS_MIB)} MiB) ${met(peak <= TARGET_RSS_MIB)}`,
     );
   }
 }
@@ -176,18 +246,20 @@ async function main(): Promise<void> {
     loadavg()
       .map((l) => l.toFixed(2))
       .join(' ');
-  console.log(`bench:compose  sizes ${SIZES.join(',')}  load average at start: ${load()}`);
-  const fast = await measure('fast');
+  console.log(
+    `bench:compose  sizes ${SIZES.join(',')}  scenarios ${SCENARIOS.join(',')}  load average at start: ${load()}`,
+  );
+  const fast = await measure('fast', SCENARIOS);
   report('fast', fast);
   if (COMPARE) {
-    const tsProto = await measure('ts-proto');
+    const tsProto = await measure('ts-proto', ['repeat']);
     report('ts-proto', tsProto);
-    console.log('\nspeed-up, ts-proto codec p50 / fast codec p50:');
-    for (const r of fast) {
+    console.log('\nspeed-up, ts-proto codec p50 / fast codec p50 (repeat; grpc-js client):');
+    for (const r of fast.filter((row) => row.scenario === 'repeat')) {
       const t = tsProto.find((x) => x.n === r.n);
       if (!t) continue;
       console.log(
-        `  ${String(r.n).padStart(5)} clusters: in-process ${(percentile(t.inProcess, 50) / percentile(r.inProcess, 50)).toFixed(1)}x, gRPC ${(percentile(t.grpc, 50) / percentile(r.grpc, 50)).toFixed(1)}x`,
+        `  ${String(r.n).padStart(5)} clusters: in-process ${(percentile(t.inProcess, 50) / percentile(r.inProcess, 50)).toFixed(1)}x, gRPC ${(percentile(t.grpcJs, 50) / percentile(r.grpcJs, 50)).toFixed(1)}x`,
       );
     }
   }

@@ -26,7 +26,7 @@ export interface ServeArgs {
 
 export type ToServer =
   | { type: 'stats'; gc: boolean }
-  | { type: 'measure'; bytes: Uint8Array; warmup: number; iterations: number }
+  | { type: 'measure'; requests: Uint8Array[]; warmup: number; iterations: number }
   | { type: 'exit' };
 export type FromServer =
   | { type: 'listening'; port: number }
@@ -38,8 +38,8 @@ export interface ServerProcess {
   pid: number;
   /** Memory use; with `gc`, after a full garbage collection (live memory, not garbage). */
   stats(gc?: boolean): Promise<ServerStats>;
-  /** Time decode + compose + encode of `bytes` in the server process, ms per call. */
-  measure(bytes: Buffer, warmup: number, iterations: number): Promise<number[]>;
+  /** Time decode + compose + encode in the server process, call i of requests[i % length], ms. */
+  measure(requests: Buffer[], warmup: number, iterations: number): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -108,12 +108,12 @@ export async function forkServer(opts: Partial<ServeArgs> = {}): Promise<ServerP
         });
         send({ type: 'stats', gc });
       }),
-    measure: (bytes, warmup, iterations) =>
+    measure: (requests, warmup, iterations) =>
       new Promise((resolve) => {
         child.once('message', (m: FromServer) => {
           if (m.type === 'measured') resolve(m.samples);
         });
-        send({ type: 'measure', bytes, warmup, iterations });
+        send({ type: 'measure', requests, warmup, iterations });
       }),
     stop: () =>
       new Promise((resolve) => {

@@ -1,7 +1,7 @@
 // The Function's gRPC server in a process of its own, for benchmarks (started by forkServer in
 // server-launch.ts, compiled to JavaScript as the shipped image runs it). It reports its port,
 // then answers messages: `stats` (its memory use) and `measure` (time decode, compose and encode
-// of given request bytes in this process, without the network).
+// of given requests' bytes in turn, in this process, without the network).
 import { RunFunctionRequest, RunFunctionResponse } from '@crossplane-org/function-sdk-typescript';
 import { Writable } from 'node:stream';
 
@@ -32,10 +32,12 @@ function perCall(codec: Codec, bytes: Buffer): () => void {
       };
 }
 
-function measure(codec: Codec, bytes: Buffer, warmup: number, iterations: number): number[] {
-  const run = perCall(codec, bytes);
+/** Time `iterations` calls after `warmup`, call i sending requests[i % length]. */
+function measure(codec: Codec, requests: Buffer[], warmup: number, iterations: number): number[] {
+  const runs = requests.map((bytes) => perCall(codec, bytes));
   const samples: number[] = [];
   for (let i = 0; i < warmup + iterations; i++) {
+    const run = runs[i % runs.length] ?? (() => undefined);
     const t = process.hrtime.bigint();
     run();
     if (i >= warmup) samples.push(Number(process.hrtime.bigint() - t) / 1e6);
@@ -80,7 +82,12 @@ async function serve(args: ServeArgs): Promise<void> {
       case 'measure':
         reply({
           type: 'measured',
-          samples: measure(args.codec, Buffer.from(m.bytes), m.warmup, m.iterations),
+          samples: measure(
+            args.codec,
+            m.requests.map((b) => Buffer.from(b)),
+            m.warmup,
+            m.iterations,
+          ),
         });
         break;
       case 'exit':

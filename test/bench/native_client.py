@@ -1,0 +1,50 @@
+"""RunFunction latency from a client whose transport is native code (grpcio's C core).
+
+Crossplane calls functions from Go's gRPC; a Node client would add its own HTTP/2 and GC costs
+to every figure. This driver sends pre-encoded request bytes (no protobuf work on this side) and
+reports each call's wall time. Driven by test/bench/native-client.ts; reads one JSON job on stdin:
+
+  {"targets": [{"name": "...", "address": "host:port", "requests": ["file", ...]}],
+   "warmup": 10, "iterations": 100}
+
+Each iteration calls every target once, in order (so all see the same machine load), cycling
+through that target's request files. Prints {"name": [ms, ...], ...} on stdout.
+"""
+import json
+import sys
+import time
+
+import grpc
+
+METHOD = "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction"
+OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    targets = []
+    for t in job["targets"]:
+        channel = grpc.insecure_channel(t["address"], options=OPTIONS)
+        call = channel.unary_unary(METHOD)  # bytes in, bytes out: no (de)serializers
+        requests = []
+        for path in t["requests"]:
+            with open(path, "rb") as f:
+                requests.append(f.read())
+        targets.append((t["name"], call, requests))
+    samples = {name: [] for name, _, _ in targets}
+    warmup, iterations = job["warmup"], job["iterations"]
+    for i in range(warmup + iterations):
+        for name, call, requests in targets:
+            req = requests[i % len(requests)]
+            start = time.perf_counter()
+            rsp = call(req, timeout=120)
+            elapsed = (time.perf_counter() - start) * 1000
+            if not rsp:
+                raise SystemExit(f"{name}: empty response")
+            if i >= warmup:
+                samples[name].append(elapsed)
+    json.dump(samples, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
