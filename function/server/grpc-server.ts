@@ -241,7 +241,7 @@ function deserializeFast(buf: Buffer): RunFunctionRequest {
  * This reaches into grpc-js's HTTP/2 servers (`http2Servers`, grpc-js 1.14): if a later version
  * hides them, nothing happens and the server runs with Node's defaults, logged once.
  */
-function widenReceiveWindow(server: grpc.Server, bytes: number, logger: Logger): void {
+export function widenReceiveWindow(server: grpc.Server, bytes: number, logger: Logger): void {
   if (bytes <= 65_535) return;
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
   if (!(servers instanceof Map)) {

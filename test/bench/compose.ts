@@ -81,6 +81,8 @@ interface Row {
   inProcess: number[];
   native: number[];
   grpcJs: number[];
+  /** The transport alone: a server answering the same response bytes without work (native). */
+  floor: number[];
   server: ServerStats;
 }
 
@@ -146,6 +148,23 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
                 'ours'
               ] ?? [])
             : [];
+        // Once per size (the repeat scenario): the same bytes through a server that does nothing.
+        const floor =
+          codec === 'fast' && scenario === 'repeat'
+            ? ((
+                await nativeLatencies(
+                  [
+                    {
+                      name: 'floor',
+                      address: `127.0.0.1:${String(await server.floor(first))}`,
+                      requests: reqs,
+                    },
+                  ],
+                  warmup,
+                  iters,
+                )
+              )['floor'] ?? [])
+            : [];
         const grpcJs: number[] = [];
         for (let i = 0; i < warmup + iters; i++) {
           const bytes = reqs[i % reqs.length] ?? Buffer.alloc(0);
@@ -161,6 +180,7 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
           inProcess,
           native,
           grpcJs,
+          floor,
           server: await server.stats(),
         });
       }
@@ -178,7 +198,7 @@ const p50p99 = (xs: number[]): string => `${ms(percentile(xs, 50))} / ${ms(perce
 function report(codec: Codec, rows: Row[]): void {
   console.log(`\ncodec: ${codec}    (latencies in ms, p50 / p99)`);
   console.log(
-    'scenario  clusters   request  response       in-process   gRPC native client  gRPC grpc-js client  server RSS',
+    'scenario  clusters   request  response       in-process   gRPC native client  gRPC grpc-js client  server RSS   transport floor (native)',
   );
   for (const r of rows) {
     console.log(
@@ -191,6 +211,7 @@ function report(codec: Codec, rows: Row[]): void {
         p50p99(r.native).padStart(19),
         p50p99(r.grpcJs).padStart(20),
         `${mib(r.server.rss)} MiB`.padStart(11),
+        r.floor.length > 0 ? p50p99(r.floor).padStart(18) : '',
       ].join(' '),
     );
   }
@@ -215,6 +236,14 @@ function report(codec: Codec, rows: Row[]): void {
 function verdicts(rows: Row[]): void {
   console.log('\ntargets (issue 7), over gRPC from the native client:');
   const met = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
+  for (const n of Object.keys(TARGET_P99_MS)) {
+    const r = rows.find((row) => row.scenario === 'repeat' && row.n === Number(n));
+    if (r && r.floor.length > 0) {
+      console.log(
+        `  transport floor at ${n.padStart(4)} clusters (no work, same bytes): p50 ${ms(percentile(r.floor, 50))} / p99 ${ms(percentile(r.floor, 99))} ms`,
+      );
+    }
+  }
   for (const scenario of SCENARIO_NAMES) {
     for (const [n, target] of Object.entries(TARGET_P99_MS)) {
       const r = rows.find((row) => row.scenario === scenario && row.n === Number(n));

@@ -27,11 +27,13 @@ export interface ServeArgs {
 export type ToServer =
   | { type: 'stats'; gc: boolean }
   | { type: 'measure'; requests: Uint8Array[]; warmup: number; iterations: number }
+  | { type: 'floor'; response: Uint8Array }
   | { type: 'exit' };
 export type FromServer =
   | { type: 'listening'; port: number }
   | ({ type: 'stats' } & ServerStats)
-  | { type: 'measured'; samples: number[] };
+  | { type: 'measured'; samples: number[] }
+  | { type: 'floor'; port: number };
 
 export interface ServerProcess {
   port: number;
@@ -40,6 +42,12 @@ export interface ServerProcess {
   stats(gc?: boolean): Promise<ServerStats>;
   /** Time decode + compose + encode in the server process, call i of requests[i % length], ms. */
   measure(requests: Buffer[], warmup: number, iterations: number): Promise<number[]>;
+  /**
+   * The port of a grpc-js server in the same process, set up as the Function's (same limits and
+   * receive windows), that answers every call with `response` and does nothing else: the
+   * transport's share of a call of that size.
+   */
+  floor(response: Buffer): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -114,6 +122,13 @@ export async function forkServer(opts: Partial<ServeArgs> = {}): Promise<ServerP
           if (m.type === 'measured') resolve(m.samples);
         });
         send({ type: 'measure', requests, warmup, iterations });
+      }),
+    floor: (response) =>
+      new Promise((resolve) => {
+        child.once('message', (m: FromServer) => {
+          if (m.type === 'floor') resolve(m.port);
+        });
+        send({ type: 'floor', response });
       }),
     stop: () =>
       new Promise((resolve) => {

@@ -1,14 +1,25 @@
 // The Function's gRPC server in a process of its own, for benchmarks (started by forkServer in
 // server-launch.ts, compiled to JavaScript as the shipped image runs it). It reports its port,
-// then answers messages: `stats` (its memory use) and `measure` (time decode, compose and encode
-// of given requests' bytes in turn, in this process, without the network).
-import { RunFunctionRequest, RunFunctionResponse } from '@crossplane-org/function-sdk-typescript';
+// then answers messages: `stats` (its memory use), `measure` (time decode, compose and encode
+// of given requests' bytes in turn, in this process, without the network) and `floor` (start a
+// server beside it that answers with fixed bytes: what the transport alone costs).
+import {
+  FunctionRunnerServiceService,
+  RunFunctionRequest,
+  RunFunctionResponse,
+} from '@crossplane-org/function-sdk-typescript';
+import * as grpc from '@grpc/grpc-js';
 import { Writable } from 'node:stream';
 
 import { decodeRunFunctionRequest } from '../../function/codec/request.js';
 import { encodeRunFunctionResponseView } from '../../function/codec/response.js';
 import { runFunction } from '../../function/dispatch.js';
-import { startServer, type Codec } from '../../function/server/grpc-server.js';
+import {
+  DEFAULT_FLOW_CONTROL_WINDOW,
+  startServer,
+  widenReceiveWindow,
+  type Codec,
+} from '../../function/server/grpc-server.js';
 import { createLogger } from '../../function/server/logger.js';
 import type { FromServer, ServeArgs, ToServer } from './server-launch.js';
 
@@ -45,7 +56,42 @@ function measure(codec: Codec, requests: Buffer[], warmup: number, iterations: n
   return samples;
 }
 
+/** A server that reads each request and answers `response()`, doing nothing else. */
+async function floorServer(maxMessageBytes: number, response: () => Buffer): Promise<number> {
+  const raw = (b: Buffer): Buffer => b;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+  });
+  server.addService(
+    {
+      runFunction: {
+        ...FunctionRunnerServiceService.runFunction,
+        requestSerialize: raw,
+        requestDeserialize: raw,
+        responseSerialize: raw,
+        responseDeserialize: raw,
+      },
+    },
+    {
+      runFunction: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => {
+        callback(null, response());
+      },
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => {
+      if (err) reject(err);
+      else resolve(p);
+    });
+  });
+  widenReceiveWindow(server, Math.min(DEFAULT_FLOW_CONTROL_WINDOW, maxMessageBytes), silent);
+  return port;
+}
+
 async function serve(args: ServeArgs): Promise<void> {
+  let floorResponse = Buffer.alloc(0);
+  let floorPort: Promise<number> | undefined;
   const server = await startServer(
     {
       address: '127.0.0.1:0',
@@ -88,6 +134,13 @@ async function serve(args: ServeArgs): Promise<void> {
             m.warmup,
             m.iterations,
           ),
+        });
+        break;
+      case 'floor':
+        floorResponse = Buffer.from(m.response);
+        floorPort ??= floorServer(args.maxMessageBytes, () => floorResponse);
+        void floorPort.then((port) => {
+          reply({ type: 'floor', port });
         });
         break;
       case 'exit':
