@@ -472,6 +472,28 @@ export function encodeStruct(obj: object): Buffer {
   return w.finish();
 }
 
+/** Reused by encodeStructsEndToEnd: one writer, grown to the largest batch, not one per call. */
+let scratch: ReverseWriter | undefined;
+
+/**
+ * Encode objects as Struct messages laid end to end in one new buffer (sized exactly), with the
+ * offset where each ends: many small encodings without a writer or a buffer apiece.
+ */
+export function encodeStructsEndToEnd(objs: readonly object[]): { bytes: Buffer; ends: number[] } {
+  const w = (scratch ??= new ReverseWriter(64 * 1024));
+  w.pos = w.buf.length;
+  const sizes: number[] = new Array<number>(objs.length).fill(0);
+  for (let i = objs.length - 1; i >= 0; i--) {
+    const mark = w.written();
+    writeStruct(w, objs[i] ?? {});
+    sizes[i] = w.written() - mark;
+  }
+  const ends: number[] = [];
+  let end = 0;
+  for (const size of sizes) ends.push((end += size));
+  return { bytes: Buffer.from(w.finish()), ends };
+}
+
 /** Check `bytes` hold a well-formed Struct (tags and lengths at every depth). */
 export function checkStructBytes(buf: Buffer, start = 0, end = buf.length): void {
   checkStruct(new Reader(buf, start, end), end, 0);

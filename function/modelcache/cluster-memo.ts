@@ -13,7 +13,7 @@
 // Only the last call of each ModelCache is kept, and all of them within a byte budget, least
 // recently called first out.
 
-import { encodeStruct, encodedStruct, undecodedSpan } from '../codec/struct.js';
+import { encodeStructsEndToEnd, encodedStruct, undecodedSpan } from '../codec/struct.js';
 import { objectReady, type Json } from '../k8s/object.js';
 import type { ClusterContext, ClusterResult } from './model.js';
 
@@ -156,20 +156,16 @@ function inputsOf(ctx: ClusterContext): Inputs | undefined {
 /** Keep a computed result as bytes (see the top of this file). */
 function remember(ctx: ClusterContext, key: Inputs, result: ClusterResult): ClusterEntry {
   const outputRoles = Object.keys(result.resources);
-  const encoded = outputRoles.map((role) =>
-    Buffer.from(encodeStruct(result.resources[role] ?? {})),
+  const { bytes: outputs, ends: outputEnds } = encodeStructsEndToEnd(
+    outputRoles.map((role) => result.resources[role] ?? {}),
   );
-  const outputEnds: number[] = [];
-  let end = 0;
-  for (const b of encoded) outputEnds.push((end += b.length));
   const inputEnds: number[] = [];
-  end = 0;
+  let end = 0;
   for (const span of key.inputs) inputEnds.push((end += span.end - span.start));
   const inputs = Buffer.allocUnsafe(end);
   key.inputs.forEach((span, i) => {
     span.buf.copy(inputs, inputEnds[i - 1] ?? 0, span.start, span.end);
   });
-  const outputs = Buffer.concat(encoded);
   const observedReady: Record<string, boolean> = {};
   for (const role of key.roles) observedReady[role] = objectReady(ctx.observed[role]);
   return {

@@ -9,9 +9,9 @@
 //   cold      every cluster's Job differs from the call before: nothing is reused, the cost of
 //             composing from scratch.
 //
-// The server runs in a child process of its own, compiled to JavaScript as the image runs it.
-// In process: that process times decode request bytes → compose → encode the response, as it
-// does per call, without the network. Over gRPC, two clients send requests encoded once up
+// The server runs in a child process of its own, compiled to JavaScript as the image runs it,
+// serving gRPC only. In process: a second such process times decode request bytes → compose →
+// encode the response, as the server does per call, without the network. Over gRPC, two clients send requests encoded once up
 // front: a native one (grpcio's C transport, in Python: test/bench/native-client.ts), standing in
 // for Crossplane's Go client, and grpc-js in this process, whose own transport costs are in its
 // figures. The memory figures are the server process's alone.
@@ -125,10 +125,11 @@ function checkResponse(bytes: Buffer, n: number): void {
 }
 
 async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promise<Row[]> {
-  const server = await forkServer({
-    codec,
-    ...(WINDOW !== undefined ? { flowControlWindow: WINDOW } : {}),
-  });
+  const options = { codec, ...(WINDOW !== undefined ? { flowControlWindow: WINDOW } : {}) };
+  // Two processes: `server` only serves gRPC, so its memory figures are the Function's; `bench`
+  // holds the request variants for the in-process timings and runs the transport floor server.
+  const server = await forkServer(options);
+  const bench = await forkServer(options);
   const address = `127.0.0.1:${String(server.port)}`;
   const client = newRawClient(address, CLIENT_OPTIONS);
   const rows: Row[] = [];
@@ -141,7 +142,7 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
         const first = await client.call(reqs[0] ?? Buffer.alloc(0));
         checkResponse(first, n);
 
-        const inProcess = await server.measure(reqs, warmup, iters);
+        const inProcess = await bench.measure(reqs, warmup, iters);
         const native =
           codec === 'fast'
             ? ((await nativeLatencies([{ name: 'ours', address, requests: reqs }], warmup, iters))[
@@ -156,7 +157,7 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
                   [
                     {
                       name: 'floor',
-                      address: `127.0.0.1:${String(await server.floor(first))}`,
+                      address: `127.0.0.1:${String(await bench.floor(first))}`,
                       requests: reqs,
                     },
                   ],
@@ -188,6 +189,7 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
   } finally {
     client.close();
     await server.stop();
+    await bench.stop();
   }
   return rows;
 }
@@ -228,7 +230,7 @@ function report(codec: Codec, rows: Row[]): void {
   const last = rows[rows.length - 1];
   if (last) {
     console.log(
-      `server process: RSS ${mib(last.server.rss)} MiB at the end, peak ${mib(last.server.maxRss)} MiB`,
+      `server process: RSS ${mib(last.server.rss)} MiB at the end (JS heap ${mib(last.server.heapUsed)} MiB, buffers ${mib(last.server.external)} MiB), peak ${mib(last.server.maxRss)} MiB`,
     );
   }
 }
