@@ -10,8 +10,11 @@
 // hands them over still undecoded; compared with a memcmp) plus the small derived inputs as JSON.
 // Where a resource's bytes are unknown (another codec, a test calling the core directly, an
 // object already read), the cluster is computed.
-// Only the last call of each ModelCache is kept, and all of them within a byte budget, least
-// recently called first out.
+// A result is kept only once a cluster's inputs were seen unchanged on two calls in a row: the
+// first sighting keeps only the inputs, so a call where every cluster changed costs what it would
+// without the memo (plus copying the inputs), and a cluster that changes on every call is never
+// encoded twice. Only the last call of each ModelCache is kept, and all of them within a byte
+// budget, least recently called first out.
 
 import { encodeStructsEndToEnd, encodedStruct, undecodedSpan } from '../codec/struct.js';
 import { objectReady, type Json } from '../k8s/object.js';
@@ -31,6 +34,12 @@ interface ClusterEntry {
   inputs: Buffer;
   /** ...and where each ends in `inputs`. */
   inputEnds: number[];
+  /** The result, once the inputs were seen twice in a row. */
+  held: Held | undefined;
+  bytes: number;
+}
+
+interface Held {
   /** The desired resources' Struct bytes, end to end, and each one's role and end. */
   outputs: Buffer;
   outputRoles: string[];
@@ -39,7 +48,6 @@ interface ClusterEntry {
   volume: Json;
   /** Whether each role's observed Object is Ready (read once from the bytes compared). */
   observedReady: Readonly<Record<string, boolean>>;
-  bytes: number;
 }
 
 interface CacheEntry {
@@ -50,7 +58,9 @@ interface CacheEntry {
 }
 
 export interface MemoStats {
+  /** Clusters answered from a held result. */
   hits: number;
+  /** Clusters computed (first sightings of new inputs, and second sightings being kept). */
   misses: number;
   /** Clusters computed without the memo because a resource's bytes were unknown. */
   unkeyed: number;
@@ -100,17 +110,26 @@ export class ClusterMemo {
         }
         keyed++;
         const old = previous?.get(ctx.cluster.name);
-        if (old !== undefined && sameInputs(old, key)) {
+        const unchanged = old !== undefined && sameInputs(old, key);
+        if (unchanged && old.held !== undefined) {
           this.stats.hits++;
           next.set(ctx.cluster.name, old);
           bytes += old.bytes;
-          return { result: resultOf(old), observedReady: old.observedReady };
+          return { result: resultOf(old.held), observedReady: old.held.observedReady };
         }
         this.stats.misses++;
-        const entry = remember(ctx, key, compute(ctx));
+        const result = compute(ctx);
+        if (!unchanged) {
+          const entry = sighting(key);
+          next.set(ctx.cluster.name, entry);
+          bytes += entry.bytes;
+          return { result };
+        }
+        const held = hold(ctx, key, result);
+        const entry = { ...old, held, bytes: old.bytes + held.outputs.length };
         next.set(ctx.cluster.name, entry);
         bytes += entry.bytes;
-        return { result: resultOf(entry), observedReady: entry.observedReady };
+        return { result: resultOf(held), observedReady: held.observedReady };
       },
       end: () => {
         // A call that could key nothing (no wire bytes) says nothing about the last one's inputs.
@@ -153,12 +172,8 @@ function inputsOf(ctx: ClusterContext): Inputs | undefined {
   return { context, roles, inputs };
 }
 
-/** Keep a computed result as bytes (see the top of this file). */
-function remember(ctx: ClusterContext, key: Inputs, result: ClusterResult): ClusterEntry {
-  const outputRoles = Object.keys(result.resources);
-  const { bytes: outputs, ends: outputEnds } = encodeStructsEndToEnd(
-    outputRoles.map((role) => result.resources[role] ?? {}),
-  );
+/** A first sighting of these inputs: a copy of their bytes to compare the next call with. */
+function sighting(key: Inputs): ClusterEntry {
   const inputEnds: number[] = [];
   let end = 0;
   for (const span of key.inputs) inputEnds.push((end += span.end - span.start));
@@ -166,34 +181,45 @@ function remember(ctx: ClusterContext, key: Inputs, result: ClusterResult): Clus
   key.inputs.forEach((span, i) => {
     span.buf.copy(inputs, inputEnds[i - 1] ?? 0, span.start, span.end);
   });
-  const observedReady: Record<string, boolean> = {};
-  for (const role of key.roles) observedReady[role] = objectReady(ctx.observed[role]);
   return {
     context: key.context,
     roles: key.roles,
     inputs,
     inputEnds,
+    held: undefined,
+    bytes: inputs.length + key.context.length + ENTRY_OVERHEAD_BYTES,
+  };
+}
+
+/** Keep a computed result as bytes (see the top of this file). */
+function hold(ctx: ClusterContext, key: Inputs, result: ClusterResult): Held {
+  const outputRoles = Object.keys(result.resources);
+  const { bytes: outputs, ends: outputEnds } = encodeStructsEndToEnd(
+    outputRoles.map((role) => result.resources[role] ?? {}),
+  );
+  const observedReady: Record<string, boolean> = {};
+  for (const role of key.roles) observedReady[role] = objectReady(ctx.observed[role]);
+  return {
     outputs,
     outputRoles,
     outputEnds,
     status: frozenCopy(result.status),
     volume: frozenCopy(result.volume),
     observedReady: Object.freeze(observedReady),
-    bytes: inputs.length + outputs.length + key.context.length + ENTRY_OVERHEAD_BYTES,
   };
 }
 
-/** The remembered result: fresh objects over the held bytes, shared frozen status. */
-function resultOf(entry: ClusterEntry): ClusterResult {
+/** The held result: fresh objects over the held bytes, shared frozen status. */
+function resultOf(held: Held): ClusterResult {
   const resources: Record<string, Json> = {};
-  entry.outputRoles.forEach((role, i) => {
+  held.outputRoles.forEach((role, i) => {
     resources[role] = encodedStruct(
-      entry.outputs,
-      entry.outputEnds[i - 1] ?? 0,
-      entry.outputEnds[i] ?? 0,
+      held.outputs,
+      held.outputEnds[i - 1] ?? 0,
+      held.outputEnds[i] ?? 0,
     );
   });
-  return { resources, status: entry.status, volume: entry.volume };
+  return { resources, status: held.status, volume: held.volume };
 }
 
 function sameInputs(entry: ClusterEntry, key: Inputs): boolean {
