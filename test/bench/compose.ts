@@ -194,6 +194,37 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
   return rows;
 }
 
+/**
+ * Peak RSS of a process that only receives the largest request over gRPC and answers the
+ * response's bytes, doing no work: what the transport alone needs in memory at that size.
+ */
+async function memoryFloor(n: number): Promise<ServerStats> {
+  const reqs = requests('repeat', n);
+  const server = await forkServer({ codec: 'fast' });
+  const bench = await forkServer({ codec: 'fast' });
+  try {
+    const client = newRawClient(`127.0.0.1:${String(server.port)}`, CLIENT_OPTIONS);
+    const response = await client.call(reqs[0] ?? Buffer.alloc(0));
+    client.close();
+    const iters = iterations(n, 'fast');
+    await nativeLatencies(
+      [
+        {
+          name: 'floor',
+          address: `127.0.0.1:${String(await bench.floor(response))}`,
+          requests: reqs,
+        },
+      ],
+      Math.max(5, Math.floor(iters / 10)),
+      iters,
+    );
+    return await bench.stats();
+  } finally {
+    await server.stop();
+    await bench.stop();
+  }
+}
+
 const ms = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(2));
 const p50p99 = (xs: number[]): string => `${ms(percentile(xs, 50))} / ${ms(percentile(xs, 99))}`;
 
@@ -282,6 +313,11 @@ async function main(): Promise<void> {
   );
   const fast = await measure('fast', SCENARIOS);
   report('fast', fast);
+  const largest = Math.max(...SIZES);
+  const floor = await memoryFloor(largest);
+  console.log(
+    `memory floor: a process answering the ${String(largest)}-cluster request with fixed bytes and doing nothing else peaks at ${mib(floor.maxRss)} MiB RSS`,
+  );
   if (COMPARE) {
     const tsProto = await measure('ts-proto', ['repeat']);
     report('ts-proto', tsProto);
