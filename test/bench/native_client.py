@@ -7,8 +7,10 @@ reports each call's wall time. Driven by test/bench/native-client.ts; reads one 
   {"targets": [{"name": "...", "address": "host:port", "requests": ["file", ...]}],
    "warmup": 10, "iterations": 100}
 
-Each iteration calls every target once, in order (so all see the same machine load), cycling
-through that target's request files. Prints {"name": [ms, ...], ...} on stdout.
+Each iteration calls every target once, in order, cycling through that target's request files.
+(Measure one server per process where figures are compared: a client holding channels to two
+servers measured the second ~2 ms slower at 1.4 MB requests, its channels sharing the
+interpreter.) Prints {"name": [ms, ...], ...} on stdout.
 """
 import json
 import sys
