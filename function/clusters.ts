@@ -5,6 +5,8 @@ import {
 } from './api/inferencecluster.js';
 import { API_VERSION, KIND_INFERENCE_CLUSTER } from './constants.js';
 import type { CoreSelector } from './core.js';
+import { undecodedSpan } from './codec/struct.js';
+import { frozenCopy } from './k8s/frozen.js';
 import { stringAt, type Json } from './k8s/object.js';
 
 /** What cores need to know about one InferenceCluster. */
@@ -35,16 +37,38 @@ export function clusterRequirement(matchLabels: Record<string, string> | undefin
   };
 }
 
+type ParsedCluster = {
+  name: string;
+  raw: Json;
+  parsed: ReturnType<typeof inferenceCluster.safeParse>;
+};
+
+/**
+ * Valid InferenceClusters already parsed, by their wire bytes (as a latin1 string): every call of
+ * every XR that selects them lists them again, mostly unchanged. Frozen, since calls share them.
+ */
+const parsedByBytes = new Map<string, { name: string; data: InferenceCluster }>();
+/** Beyond this many distinct InferenceClusters (or versions of them) the cache starts over. */
+const PARSED_MAX = 4096;
+
+function parseCluster(raw: Json): ParsedCluster | undefined {
+  const span = undecodedSpan(raw);
+  const key = span?.buf.toString('latin1', span.start, span.end);
+  const hit = key === undefined ? undefined : parsedByBytes.get(key);
+  if (hit !== undefined) return { name: hit.name, raw, parsed: { success: true, data: hit.data } };
+  const name = stringAt(raw, 'metadata', 'name');
+  if (name === undefined || name.includes('/')) return undefined;
+  const parsed = inferenceCluster.safeParse(raw);
+  if (key !== undefined && parsed.success) {
+    if (parsedByBytes.size >= PARSED_MAX) parsedByBytes.clear();
+    parsedByBytes.set(key, { name, data: frozenCopy(parsed.data) });
+  }
+  return { name, raw, parsed };
+}
+
 /** Required InferenceClusters, parsed, sorted by name; those without a usable name are dropped. */
-export function parseClusters(
-  list: Json[],
-): { name: string; raw: Json; parsed: ReturnType<typeof inferenceCluster.safeParse> }[] {
+export function parseClusters(list: Json[]): ParsedCluster[] {
   return list
-    .flatMap((raw) => {
-      const name = stringAt(raw, 'metadata', 'name');
-      return name === undefined || name.includes('/')
-        ? []
-        : [{ name, raw, parsed: inferenceCluster.safeParse(raw) }];
-    })
+    .flatMap((raw) => parseCluster(raw) ?? [])
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

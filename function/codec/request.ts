@@ -269,7 +269,7 @@ export function decodeRunFunctionRequest(
   };
   const observed = readState(modes.whole, modes.passThrough);
   const desired = readState(modes.passThrough, modes.passThrough);
-  const resources = readResources(modes.whole);
+  const resources = readResources(modes.passThrough);
   const schema = readSchema(modes.passThrough);
   while (r.pos < end) {
     const tag = r.tag();

@@ -7,7 +7,8 @@
 // bytes it encoded the first time instead of building and encoding it again.
 //
 // "Unchanged" is decided on the wire bytes of the cluster's observed resources (the fast codec
-// hands them over still undecoded; compared with a memcmp) plus the small derived inputs as JSON.
+// hands them over still undecoded; compared with a memcmp) plus the small derived inputs (the
+// cluster's view, latched status and blocker), compared as JSON values.
 // Where a resource's bytes are unknown (another codec, a test calling the core directly, an
 // object already read), the cluster is computed.
 // A result is kept only once a cluster's inputs were seen unchanged on two calls in a row: the
@@ -17,18 +18,19 @@
 // budget, least recently called first out.
 
 import { encodeStructsEndToEnd, encodedStruct, undecodedSpan } from '../codec/struct.js';
+import { frozenCopy } from '../k8s/frozen.js';
 import { objectReady, type Json } from '../k8s/object.js';
 import type { ClusterContext, ClusterResult } from './model.js';
 
 /** What the memo may hold across all ModelCaches (inputs kept for comparison plus results). */
 export const MEMO_BUDGET_BYTES = 48 * 2 ** 20;
 
-/** Bytes held per cluster besides its buffers (status, role names, the context string). */
+/** Bytes held per cluster besides its buffers (status, role names, the derived inputs). */
 const ENTRY_OVERHEAD_BYTES = 2048;
 
 interface ClusterEntry {
-  /** The cluster's view, latched status and blocker, as JSON. */
-  context: string;
+  /** The cluster's view, latched status and blocker (copies: callers' objects are theirs). */
+  context: Context;
   roles: string[];
   /** The observed resources' bytes, by role in `roles` order, end to end... */
   inputs: Buffer;
@@ -154,8 +156,15 @@ export class ClusterMemo {
 
 type Span = NonNullable<ReturnType<typeof undecodedSpan>>;
 
+/** What the backend reads besides the observed resources and the call's shared inputs. */
+type Context = readonly [
+  ClusterContext['cluster'],
+  ClusterContext['latched'],
+  ClusterContext['blocker'],
+];
+
 interface Inputs {
-  context: string;
+  context: Context;
   roles: string[];
   inputs: Span[];
 }
@@ -168,8 +177,7 @@ function inputsOf(ctx: ClusterContext): Inputs | undefined {
     if (span === undefined) return undefined;
     inputs.push(span);
   }
-  const context = JSON.stringify([ctx.cluster, ctx.latched ?? null, ctx.blocker ?? null]);
-  return { context, roles, inputs };
+  return { context: [ctx.cluster, ctx.latched, ctx.blocker], roles, inputs };
 }
 
 /** A first sighting of these inputs: a copy of their bytes to compare the next call with. */
@@ -182,12 +190,12 @@ function sighting(key: Inputs): ClusterEntry {
     span.buf.copy(inputs, inputEnds[i - 1] ?? 0, span.start, span.end);
   });
   return {
-    context: key.context,
+    context: frozenCopy(key.context),
     roles: key.roles,
     inputs,
     inputEnds,
     held: undefined,
-    bytes: inputs.length + key.context.length + ENTRY_OVERHEAD_BYTES,
+    bytes: inputs.length + ENTRY_OVERHEAD_BYTES,
   };
 }
 
@@ -223,7 +231,8 @@ function resultOf(held: Held): ClusterResult {
 }
 
 function sameInputs(entry: ClusterEntry, key: Inputs): boolean {
-  if (entry.context !== key.context || entry.roles.length !== key.roles.length) return false;
+  if (entry.roles.length !== key.roles.length || !sameJson(entry.context, key.context))
+    return false;
   for (let i = 0; i < key.roles.length; i++) {
     const now = key.inputs[i];
     if (entry.roles[i] !== key.roles[i] || now === undefined) return false;
@@ -235,15 +244,20 @@ function sameInputs(entry: ClusterEntry, key: Inputs): boolean {
   return true;
 }
 
-/** A deep copy made of frozen plain objects: shared by later calls, so nobody may change it. */
-function frozenCopy<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return Object.freeze(value.map((v: unknown) => frozenCopy(v))) as T;
-  const src = value as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(src)) {
-    const v = src[key];
-    if (v !== undefined) out[key] = frozenCopy(v);
+/**
+ * Deep equality of JSON values (plain objects, arrays, primitives; undefined members ignored),
+ * key order included: a result may carry an input's keys in the order they came.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((v, i) => sameJson(v, b[i]));
   }
-  return Object.freeze(out) as T;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const xs = Object.keys(x).filter((k) => x[k] !== undefined);
+  const ys = Object.keys(y).filter((k) => y[k] !== undefined);
+  return xs.length === ys.length && xs.every((k, i) => k === ys[i] && sameJson(x[k], y[k]));
 }

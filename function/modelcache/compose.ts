@@ -114,12 +114,16 @@ function providerConfigBlocker(view: ClusterView, known: ProviderConfigNames): B
 /** Observed composed resources grouped by cluster, then by role. */
 function groupObserved(observed: Record<string, Json>): Map<string, Record<string, Json>> {
   const byCluster = new Map<string, Record<string, Json>>();
-  for (const [key, res] of Object.entries(observed)) {
+  for (const key of Object.keys(observed)) {
     const k = splitKey(key);
-    if (!k) continue;
-    const roles = byCluster.get(k.cluster) ?? {};
+    const res = observed[key];
+    if (!k || res === undefined) continue;
+    let roles = byCluster.get(k.cluster);
+    if (roles === undefined) {
+      roles = {};
+      byCluster.set(k.cluster, roles);
+    }
     roles[k.role] = res;
-    byCluster.set(k.cluster, roles);
   }
   return byCluster;
 }
