@@ -68,8 +68,11 @@ export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
   };
 }
 
+/** Composed resources carry no connection details; one frozen empty map serves them all. */
+const NO_CONNECTION_DETAILS: Resource['connectionDetails'] = Object.freeze({});
+
 function resource(body: Json, ready: Ready = Ready.READY_UNSPECIFIED): Resource {
-  return { resource: body, connectionDetails: {}, ready };
+  return { resource: body, connectionDetails: NO_CONNECTION_DETAILS, ready };
 }
 
 const CONDITION_STATUS: Record<string, Status> = {

@@ -15,7 +15,27 @@ export const isJobRole = (role: string): boolean => role.startsWith('fetch-');
 /** Objects whose spec may carry copied Secret or ConfigMap data: never echoed back. */
 export const NEVER_HELD = new Set([ROLE_CREDENTIALS, ROLE_FILES]);
 
-export const resourceKey = (cluster: string, role: string): string => `${cluster}/${role}`;
+/**
+ * Keys already built, by cluster then role: a ModelCache on 1000 clusters keys 7000 resources on
+ * every call, and the same string each time is hashed once. Starts over past KEYS_MAX clusters.
+ */
+const keys = new Map<string, Map<string, string>>();
+const KEYS_MAX = 65_536;
+
+export function resourceKey(cluster: string, role: string): string {
+  let byRole = keys.get(cluster);
+  if (byRole === undefined) {
+    if (keys.size >= KEYS_MAX) keys.clear();
+    byRole = new Map();
+    keys.set(cluster, byRole);
+  }
+  let key = byRole.get(role);
+  if (key === undefined) {
+    key = `${cluster}/${role}`;
+    byRole.set(role, key);
+  }
+  return key;
+}
 
 export function splitKey(key: string): { cluster: string; role: string } | undefined {
   const i = key.lastIndexOf('/');
