@@ -157,7 +157,8 @@ export function toResponse(
     if (res !== undefined && !withheld.has(key)) resources[key] = res;
   }
   const observed = req.observed?.resources ?? {};
-  for (const [key, body] of Object.entries(core.resources)) {
+  for (const key of Object.keys(core.resources)) {
+    const body = core.resources[key] ?? {};
     // Ready when provider-kubernetes says so (its readiness policy, e.g. our CEL queries);
     // otherwise keep an earlier step's verdict on a resource this step only amended.
     // Crossplane counts an unspecified composed resource as not ready and says so each call.

@@ -226,11 +226,15 @@ function composeParsed(
       },
       backend,
     );
-    for (const [role, res] of Object.entries(result.resources)) {
-      resources[resourceKey(name, role)] = res;
+    // Keyed loops: on 1000 clusters these run 14,000 times per call.
+    for (const role of Object.keys(result.resources)) {
+      const res = result.resources[role];
+      if (res !== undefined) resources[resourceKey(name, role)] = res;
     }
     if (ready !== undefined) {
-      for (const [role, r] of Object.entries(ready)) observedReady[resourceKey(name, role)] = r;
+      for (const role of Object.keys(ready)) {
+        observedReady[resourceKey(name, role)] = ready[role] === true;
+      }
     }
     clusters.push(result.status);
   }
