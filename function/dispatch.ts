@@ -17,6 +17,7 @@ import {
   KIND_MODEL_DEPLOYMENT,
   MOUNT_STEP_INPUT_KIND,
 } from './constants.js';
+import { NO_CONNECTION_DETAILS } from './codec/request.js';
 import { isFatal, type CoreRequest, type CoreResponse, type CoreResult } from './core.js';
 import { composeInferenceCluster } from './inferencecluster/compose.js';
 import { asJson, objectReady, type Json } from './k8s/object.js';
@@ -67,9 +68,6 @@ export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
     desired,
   };
 }
-
-/** Composed resources carry no connection details; one frozen empty map serves them all. */
-const NO_CONNECTION_DETAILS: Resource['connectionDetails'] = Object.freeze({});
 
 function resource(body: Json, ready: Ready = Ready.READY_UNSPECIFIED): Resource {
   return { resource: body, connectionDetails: NO_CONNECTION_DETAILS, ready };

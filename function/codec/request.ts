@@ -125,12 +125,15 @@ function readMeta(r: Reader, end: number): RequestMeta {
   return meta;
 }
 
+/** Composed resources rarely carry connection details: those without share this empty map. */
+export const NO_CONNECTION_DETAILS: Resource['connectionDetails'] = Object.freeze({});
+
 function readResource(mode: DecodeMode): (r: Reader, end: number) => Resource {
   const readBody = resourceStruct(mode);
   return (r, end) => {
     const res: Resource = {
       resource: undefined,
-      connectionDetails: {},
+      connectionDetails: NO_CONNECTION_DETAILS,
       ready: enumNumber(0),
     };
     while (r.pos < end) {
@@ -139,6 +142,7 @@ function readResource(mode: DecodeMode): (r: Reader, end: number) => Resource {
         res.resource = nested(r, end, readBody);
       } else if (tag === 0x12) {
         const [key, value] = nested(r, end, (rr, e) => mapEntry(rr, e, (r3, e3) => bytes(r3, e3)));
+        if (res.connectionDetails === NO_CONNECTION_DETAILS) res.connectionDetails = {};
         setEntry(res.connectionDetails, key, value ?? Buffer.alloc(0));
       } else if (tag === 0x18) {
         res.ready = enumNumber(r.uint32());
