@@ -6,12 +6,17 @@ import {
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { decodeRunFunctionRequest } from '../../function/codec/request.js';
+import { encodeRunFunctionResponse } from '../../function/codec/response.js';
 import { runFunction } from '../../function/dispatch.js';
 import { createLogger } from '../../function/server/logger.js';
 import type { Json } from '../../function/k8s/object.js';
+import * as f from '../support/fixtures.js';
+import { toRunFunctionRequest } from '../support/requests.js';
+import { World, type RemoteCluster } from '../support/world.js';
 import * as arb from './arbitraries.js';
 
-/** Cases per property: small by default; `FUZZ_RUNS=25000` (CI long mode) gives 100k in all. */
+/** Cases per property: small by default; `FUZZ_RUNS=25000` (CI long mode) gives 125k in all. */
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? '250');
 /** Generous per-property budget: long mode must not fail on a slow machine's clock. */
 const TIMEOUT_MS = 30_000 + RUNS * 10;
@@ -94,7 +99,87 @@ const property = (xr: fc.Arbitrary<Json>, input: fc.Arbitrary<unknown> = arb.inp
     checkResponse(overTheWire({ composite, observed, required, input: inp }));
   });
 
+/**
+ * Through the Function's own codec, whose undecoded resources let the ModelCache memo key its
+ * clusters: three calls (the memo sees, keeps, then hands back) answer the same bytes as the
+ * SDK's codec, with which the memo never engages.
+ */
+function sameThroughMemo(req: RunFunctionRequest): void {
+  const bytes = Buffer.from(RunFunctionRequest.encode(req).finish());
+  const reference = Buffer.from(
+    RunFunctionResponse.encode(runFunction(RunFunctionRequest.decode(bytes), log)).finish(),
+  );
+  for (let call = 0; call < 3; call++) {
+    const fast = encodeRunFunctionResponse(runFunction(decodeRunFunctionRequest(bytes), log));
+    expect(fast.equals(reference)).toBe(true);
+  }
+}
+
+/** Arbitrary XRs and observed resources: mostly rejected or unmatched, so rarely memoized. */
+const memoProperty = fc.property(
+  arb.modelCacheXR,
+  arb.observed,
+  arb.required,
+  arb.input,
+  (composite, observed, required, input) => {
+    sameThroughMemo(overTheWire({ composite, observed, required, input }));
+  },
+);
+
+const remoteState: fc.Arbitrary<Partial<RemoteCluster>> = fc.record({
+  claim: fc.constantFrom(undefined, 'Pending', 'Bound', 'Lost'),
+  job: fc.oneof(
+    fc.constant(undefined),
+    fc.constant({ state: 'created' as const }),
+    fc.record({
+      state: fc.constant('running' as const),
+      done: fc.nat({ max: 2 ** 40 }),
+      total: fc.nat({ max: 2 ** 40 }),
+    }),
+    fc.record({
+      state: fc.constant('complete' as const),
+      revision: fc.stringMatching(/^[0-9a-f]{1,40}$/),
+    }),
+    fc.record({ state: fc.constant('failed' as const), error: fc.string() }),
+  ),
+});
+
+/**
+ * Valid caches on one to four clusters, walked through random remote states (each step's
+ * observed Objects are made from the step before's response): every cluster is keyed, so the
+ * memo keeps and hands back results all along.
+ */
+const memoLifecycleProperty = fc.property(
+  fc.integer({ min: 1, max: 4 }),
+  fc.array(fc.array(remoteState, { minLength: 4, maxLength: 4 }), { minLength: 1, maxLength: 4 }),
+  fc.boolean(),
+  (clusters, steps, refetch) => {
+    const names = ['a', 'b', 'c', 'd'].slice(0, clusters);
+    const w = new World(
+      f.HF_WEIGHTS,
+      names.map((n) => f.inferenceClusterXR(n, { storageClassName: 'nfs', classExists: true })),
+    );
+    w.reconcile();
+    steps.forEach((states, i) => {
+      names.forEach((n, j) => {
+        w.set(n, states[j] ?? {});
+      });
+      if (refetch && i === 1) w.annotations = { 'modelplane.ai/refetch': 'again' };
+      sameThroughMemo(toRunFunctionRequest(w.request(), 'fuzz'));
+      w.reconcile();
+    });
+  },
+);
+
 describe(`fuzzing the Function (${RUNS} cases per property)`, () => {
+  it(
+    'ModelCache through its own codec: the memo never changes an answer',
+    () => {
+      fc.assert(memoProperty, { numRuns: RUNS });
+      fc.assert(memoLifecycleProperty, { numRuns: Math.max(20, Math.floor(RUNS / 10)) });
+    },
+    TIMEOUT_MS,
+  );
   it(
     'ModelCache: never throws, names the field when fatal, deterministic, well-formed Objects',
     () => {
