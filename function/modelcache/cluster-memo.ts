@@ -3,14 +3,17 @@
 // Crossplane calls the Function on every reconcile of a ModelCache, and between two calls most
 // of its clusters observe exactly what they observed before (one Job reported progress, one
 // claim bound). The backend is a pure function of its ClusterContext, so a cluster whose context
-// is unchanged gets the result it got last time, frozen, which the codec then copies as the
-// bytes it encoded the first time instead of building and encoding it again.
+// is unchanged gets the result it got last time. The memo holds that result's resources as the
+// Struct bytes encoded for them and hands them back as objects over those bytes, which the codec
+// copies through untouched: nothing is built or encoded again, and the heap holds a few buffers
+// per cluster rather than object graphs for the garbage collector to trace.
 //
 // "Unchanged" is decided on the wire bytes of the cluster's observed resources (the fast codec
 // hands them over still undecoded; compared with a memcmp) plus the small derived inputs (the
-// cluster's view, latched status and blocker), compared as JSON values.
-// Where a resource's bytes are unknown (another codec, a test calling the core directly, an
-// object already read), the cluster is computed.
+// cluster's view, latched status and blocker), compared as JSON values. Where a resource's bytes
+// are unknown (another codec, a test calling the core directly, an object already read), the
+// cluster is computed.
+//
 // A result is kept only once a cluster's inputs were seen unchanged on two calls in a row: the
 // first sighting keeps only the inputs, so a call where every cluster changed costs what it would
 // without the memo (plus copying the inputs), and a cluster that changes on every call is never
