@@ -103,18 +103,21 @@ export function remoteManifest(observedObject: unknown): Json | undefined {
   return asJson(at(observedObject, 'status', 'atProvider', 'manifest'));
 }
 
+/** True when the object's status lists a condition of this type with this status. */
+function hasCondition(observedObject: unknown, type: string, status: string): boolean {
+  return conditionsAt(observedObject, 'status', 'conditions').some(
+    (c) => c.type === type && c.status === status,
+  );
+}
+
 /** True when provider-kubernetes reports the Object Ready (its readiness policy passed). */
 export function objectReady(observedObject: unknown): boolean {
-  return conditionsAt(observedObject, 'status', 'conditions').some(
-    (c) => c.type === 'Ready' && c.status === 'True',
-  );
+  return hasCondition(observedObject, 'Ready', 'True');
 }
 
 /** True when the Object reports it cannot sync (e.g. a referenced Secret is missing). */
 export function objectSyncFailed(observedObject: unknown): boolean {
-  return conditionsAt(observedObject, 'status', 'conditions').some(
-    (c) => c.type === 'Synced' && c.status === 'False',
-  );
+  return hasCondition(observedObject, 'Synced', 'False');
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   type CoreSelector,
 } from '../core.js';
 import { dnsLabel } from '../k8s/names.js';
-import { asJson, at, conditionsAt, holdObserved, type Json } from '../k8s/object.js';
+import { asJson, at, holdObserved, objectReady, type Json } from '../k8s/object.js';
 import { workloadObject } from './workload.js';
 
 const WORKLOAD_ROLE = 'workload';
@@ -320,11 +320,7 @@ function isReady(
 ): boolean {
   const placed = clusters.filter((c) => c.replicas > 0);
   if (placed.reduce((n, c) => n + c.replicas, 0) < desired) return false;
-  return placed.every((c) =>
-    conditionsAt(observed[workloadKey(c.name)], 'status', 'conditions').some(
-      (k) => k.type === 'Ready' && k.status === 'True',
-    ),
-  );
+  return placed.every((c) => objectReady(observed[workloadKey(c.name)]));
 }
 
 function conditionsOf(
