@@ -32,7 +32,11 @@ function show(value: unknown): string {
   if (typeof value === 'number') return Object.is(value, -0) ? '-0' : String(value);
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'boolean') return String(value);
-  if (value instanceof Uint8Array) return `bytes(${Buffer.from(value).toString('hex')})`;
+  // isView, not instanceof: ts-proto sets a map key "__proto__" as the prototype, so an object can
+  // inherit from a Buffer without being bytes.
+  if (ArrayBuffer.isView(value)) {
+    return `bytes(${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')})`;
+  }
   if (Array.isArray(value)) return `[${value.map(show).join(',')}]`;
   if (typeof value === 'object') {
     const obj = value as Record<string, unknown>;
