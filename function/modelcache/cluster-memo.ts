@@ -20,7 +20,7 @@
 // encoded twice. Only the last call of each ModelCache is kept, and all of them within a byte
 // budget, least recently called first out.
 
-import { encodeStructsEndToEnd, encodedStruct, undecodedSpan } from '../codec/struct.js';
+import { encodeStructsEndToEnd, encodedStruct, undecodedSpan, type Span } from '../codec/struct.js';
 import { frozenCopy } from '../k8s/frozen.js';
 import { objectReady, type Json } from '../k8s/object.js';
 import type { ClusterContext, ClusterResult } from './model.js';
@@ -156,8 +156,6 @@ export class ClusterMemo {
     };
   }
 }
-
-type Span = NonNullable<ReturnType<typeof undecodedSpan>>;
 
 /** What the backend reads besides the observed resources and the call's shared inputs. */
 type Context = readonly [
