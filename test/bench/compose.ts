@@ -1,13 +1,9 @@
 // npm run bench:compose — RunFunction latency and server memory for one ModelCache matching
 // 1..1000 clusters mid-hydration (every composed Object observed, remote objects included).
 //
-// Three scenarios, because the Function reuses what it composed for a cluster whose observed
-// Objects did not change since the ModelCache's last call (modelcache/cluster-memo.ts):
-//   repeat    the same request every call: a poll or a requeue where nothing changed;
-//   progress  each call, the Job of one cluster reports new progress (at most two clusters differ
-//             from the call before): what Crossplane sends while a fleet hydrates;
-//   cold      every cluster's Job differs from the call before: nothing is reused, the cost of
-//             composing from scratch.
+// Three scenarios (repeat, progress, cold: compose-scenario.ts), because the Function reuses what
+// it composed for a cluster whose observed Objects did not change since the ModelCache's last
+// call (modelcache/cluster-memo.ts); cold is the cost of composing from scratch.
 //
 // The server runs in a child process of its own, compiled to JavaScript as the image runs it,
 // serving gRPC only. In process: a second such process times decode request bytes → compose →
@@ -20,19 +16,14 @@
 //      BENCH_SCENARIOS=repeat,progress,cold
 //      BENCH_COMPARE=1 also measures the SDK's ts-proto codec (repeat scenario)
 //      BENCH_SERVER_WINDOW=bytes overrides the server's HTTP/2 receive window (0: Node default).
-import {
-  RunFunctionRequest,
-  RunFunctionResponse,
-  Severity,
-} from '@crossplane-org/function-sdk-typescript';
+import { RunFunctionResponse, Severity } from '@crossplane-org/function-sdk-typescript';
 import { loadavg } from 'node:os';
 
 import type { Codec } from '../../function/server/grpc-server.js';
-import { toRunFunctionRequest } from '../support/requests.js';
-import { midHydration, type Progress } from './compose-scenario.js';
+import { SCENARIO_NAMES, scenarioRequests, type ScenarioName } from './compose-scenario.js';
 import { nativeLatencies } from './native-client.js';
 import { newRawClient } from './raw-client.js';
-import { forkServer, type ServerStats } from './server-launch.js';
+import { forkServer, type ServerProcess, type ServerStats } from './server-launch.js';
 import { mib, percentile } from './stats.js';
 
 const SIZES = (process.env['BENCH_SIZES'] ?? '1,10,100,1000').split(',').map(Number);
@@ -56,8 +47,6 @@ const TARGET_RSS_MIB = 150;
 /** BENCH_QUICK=1: a tenth of the iterations, for a smoke run. */
 const QUICK = process.env['BENCH_QUICK'] === '1';
 
-const SCENARIO_NAMES = ['repeat', 'progress', 'cold'] as const;
-type ScenarioName = (typeof SCENARIO_NAMES)[number];
 const SCENARIOS = (process.env['BENCH_SCENARIOS'] ?? SCENARIO_NAMES.join(','))
   .split(',')
   .map((name) => {
@@ -71,6 +60,16 @@ function iterations(n: number, codec: Codec): number {
   const full = n >= 1000 ? 100 : n >= 100 ? 300 : n >= 10 ? 500 : 1000;
   const base = QUICK ? Math.max(20, Math.floor(full / 10)) : full;
   return codec === 'fast' ? base : Math.max(30, Math.floor(base / 10));
+}
+
+/** Calls not counted before the measured ones. */
+function warmupFor(iters: number): number {
+  return Math.max(5, Math.floor(iters / 10));
+}
+
+/** The address of `host`'s transport-floor server answering `response` (see floor()). */
+async function floorAddress(host: ServerProcess, response: Buffer): Promise<string> {
+  return `127.0.0.1:${String(await host.floor(response))}`;
 }
 
 interface Row {
@@ -87,32 +86,6 @@ interface Row {
 }
 
 const MiB = 2 ** 20;
-const BASE_DONE = 5 * 2 ** 30;
-
-function encode(n: number, done?: Progress): Buffer {
-  return Buffer.from(
-    RunFunctionRequest.encode(toRunFunctionRequest(midHydration(n, done))).finish(),
-  );
-}
-
-/** The requests a scenario sends in turn. */
-function requests(scenario: ScenarioName, n: number): Buffer[] {
-  switch (scenario) {
-    case 'repeat':
-      return [encode(n)];
-    case 'progress':
-      // Request j: the cluster at (37 j mod n) has reported j+1 MiB more than the others.
-      return Array.from({ length: 8 }, (_, j) =>
-        encode(n, (i) => BASE_DONE + (i === (37 * j) % n ? (j + 1) * MiB : 0)),
-      );
-    case 'cold':
-      return [0, 1].map((j) => encode(n, () => BASE_DONE + j * MiB));
-    default: {
-      const unreachable: never = scenario;
-      return unreachable;
-    }
-  }
-}
 
 /** The response must be the real thing, not an error answered fast. */
 function checkResponse(bytes: Buffer, n: number): void {
@@ -136,35 +109,18 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
   try {
     for (const n of SIZES) {
       for (const scenario of scenarios) {
-        const reqs = requests(scenario, n);
+        const reqs = scenarioRequests(scenario, n);
         const iters = iterations(n, codec);
-        const warmup = Math.max(5, Math.floor(iters / 10));
+        const warmup = warmupFor(iters);
         const first = await client.call(reqs[0] ?? Buffer.alloc(0));
         checkResponse(first, n);
 
         const inProcess = await bench.measure(reqs, warmup, iters);
-        const native =
-          codec === 'fast'
-            ? ((await nativeLatencies([{ name: 'ours', address, requests: reqs }], warmup, iters))[
-                'ours'
-              ] ?? [])
-            : [];
+        const native = codec === 'fast' ? await nativeLatencies(address, reqs, warmup, iters) : [];
         // Once per size (the repeat scenario): the same bytes through a server that does nothing.
         const floor =
           codec === 'fast' && scenario === 'repeat'
-            ? ((
-                await nativeLatencies(
-                  [
-                    {
-                      name: 'floor',
-                      address: `127.0.0.1:${String(await bench.floor(first))}`,
-                      requests: reqs,
-                    },
-                  ],
-                  warmup,
-                  iters,
-                )
-              )['floor'] ?? [])
+            ? await nativeLatencies(await floorAddress(bench, first), reqs, warmup, iters)
             : [];
         const grpcJs: number[] = [];
         for (let i = 0; i < warmup + iters; i++) {
@@ -199,7 +155,7 @@ async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promis
  * response's bytes, doing no work: what the transport alone needs in memory at that size.
  */
 async function memoryFloor(n: number): Promise<ServerStats> {
-  const reqs = requests('repeat', n);
+  const reqs = scenarioRequests('repeat', n);
   const server = await forkServer({ codec: 'fast' });
   const bench = await forkServer({ codec: 'fast' });
   try {
@@ -207,17 +163,7 @@ async function memoryFloor(n: number): Promise<ServerStats> {
     const response = await client.call(reqs[0] ?? Buffer.alloc(0));
     client.close();
     const iters = iterations(n, 'fast');
-    await nativeLatencies(
-      [
-        {
-          name: 'floor',
-          address: `127.0.0.1:${String(await bench.floor(response))}`,
-          requests: reqs,
-        },
-      ],
-      Math.max(5, Math.floor(iters / 10)),
-      iters,
-    );
+    await nativeLatencies(await floorAddress(bench, response), reqs, warmupFor(iters), iters);
     return await bench.stats();
   } finally {
     await server.stop();

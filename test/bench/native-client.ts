@@ -31,34 +31,28 @@ export async function nativeClientPython(): Promise<string> {
   return python;
 }
 
-export interface NativeTarget {
-  name: string;
-  address: string;
-  /** Request bytes, sent in turn (call i sends requests[i % length]). */
-  requests: Buffer[];
-}
-
-/** Per target, each measured call's wall time in ms. */
+/**
+ * Wall time in ms of each call after `warmup` of `warmup + iterations` calls to the server at
+ * `address`, call i sending requests[i % length], from a native client process of its own.
+ */
 export async function nativeLatencies(
-  targets: NativeTarget[],
+  address: string,
+  requests: Buffer[],
   warmup: number,
   iterations: number,
-): Promise<Record<string, number[]>> {
+): Promise<number[]> {
   const python = await nativeClientPython();
   const dir = mkdtempSync(join(tmpdir(), 'bench-requests-'));
   try {
     const job = {
+      address,
       warmup,
       iterations,
-      targets: targets.map((t, ti) => ({
-        name: t.name,
-        address: t.address,
-        requests: t.requests.map((bytes, ri) => {
-          const path = join(dir, `${String(ti)}-${String(ri)}.bin`);
-          writeFileSync(path, bytes);
-          return path;
-        }),
-      })),
+      requests: requests.map((bytes, i) => {
+        const path = join(dir, `${String(i)}.bin`);
+        writeFileSync(path, bytes);
+        return path;
+      }),
     };
     const child = spawn(python, [DRIVER], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
@@ -68,7 +62,7 @@ export async function nativeLatencies(
     child.stdin.end(JSON.stringify(job));
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     if (code !== 0) throw new Error(`native client exited ${String(code)}: ${err.slice(-2000)}`);
-    return JSON.parse(out) as Record<string, number[]>;
+    return JSON.parse(out) as number[];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

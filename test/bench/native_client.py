@@ -1,16 +1,15 @@
 """RunFunction latency from a client whose transport is native code (grpcio's C core).
 
 Crossplane calls functions from Go's gRPC; a Node client would add its own HTTP/2 and GC costs
-to every figure. This driver sends pre-encoded request bytes (no protobuf work on this side) and
-reports each call's wall time. Driven by test/bench/native-client.ts; reads one JSON job on stdin:
+to every figure. This driver sends pre-encoded request bytes (no protobuf work on this side) to
+one server and reports each call's wall time. Driven by test/bench/native-client.ts; reads one
+JSON job on stdin:
 
-  {"targets": [{"name": "...", "address": "host:port", "requests": ["file", ...]}],
-   "warmup": 10, "iterations": 100}
+  {"address": "host:port", "requests": ["file", ...], "warmup": 10, "iterations": 100}
 
-Each iteration calls every target once, in order, cycling through that target's request files.
-(Measure one server per process where figures are compared: a client holding channels to two
-servers measured the second ~2 ms slower at 1.4 MB requests, its channels sharing the
-interpreter.) Prints {"name": [ms, ...], ...} on stdout.
+Call i sends requests[i % len(requests)]. Prints [ms, ...] (the calls after warmup) on stdout.
+One server per process: a client holding channels to two servers measured the second ~2 ms slower
+at 1.4 MB requests, its channels sharing the interpreter.
 """
 import json
 import sys
@@ -24,27 +23,23 @@ OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_leng
 
 def main() -> None:
     job = json.load(sys.stdin)
-    targets = []
-    for t in job["targets"]:
-        channel = grpc.insecure_channel(t["address"], options=OPTIONS)
-        call = channel.unary_unary(METHOD)  # bytes in, bytes out: no (de)serializers
-        requests = []
-        for path in t["requests"]:
-            with open(path, "rb") as f:
-                requests.append(f.read())
-        targets.append((t["name"], call, requests))
-    samples = {name: [] for name, _, _ in targets}
+    channel = grpc.insecure_channel(job["address"], options=OPTIONS)
+    call = channel.unary_unary(METHOD)  # bytes in, bytes out: no (de)serializers
+    requests = []
+    for path in job["requests"]:
+        with open(path, "rb") as f:
+            requests.append(f.read())
     warmup, iterations = job["warmup"], job["iterations"]
+    samples = []
     for i in range(warmup + iterations):
-        for name, call, requests in targets:
-            req = requests[i % len(requests)]
-            start = time.perf_counter()
-            rsp = call(req, timeout=120)
-            elapsed = (time.perf_counter() - start) * 1000
-            if not rsp:
-                raise SystemExit(f"{name}: empty response")
-            if i >= warmup:
-                samples[name].append(elapsed)
+        req = requests[i % len(requests)]
+        start = time.perf_counter()
+        rsp = call(req, timeout=120)
+        elapsed = (time.perf_counter() - start) * 1000
+        if not rsp:
+            raise SystemExit(f"{job['address']}: empty response")
+        if i >= warmup:
+            samples.append(elapsed)
     json.dump(samples, sys.stdout)
 
 

@@ -35,8 +35,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { toRunFunctionRequest } from '../support/requests.js';
-import { midHydration } from './compose-scenario.js';
+import { scenarioRequests } from './compose-scenario.js';
 import { nativeLatencies } from './native-client.js';
 import { newRawClient, type RawClient } from './raw-client.js';
 import { forkServer } from './server-launch.js';
@@ -322,9 +321,8 @@ async function main(): Promise<void> {
   try {
     for (const n of SIZES) {
       const pyBytes = await pythonMidHydration(pyClient, n);
-      const ourBytes = Buffer.from(
-        RunFunctionRequest.encode(toRunFunctionRequest(midHydration(n))).finish(),
-      );
+      const ourRequests = scenarioRequests(COLD ? 'cold' : 'repeat', n);
+      const ourBytes = ourRequests[0] ?? Buffer.alloc(0);
       const pyRsp = await pyClient.call(pyBytes);
       const ourRsp = await ourClient.call(ourBytes);
       const pyObjects = checkResponse('Python', pyRsp, n);
@@ -333,27 +331,15 @@ async function main(): Promise<void> {
       // server measured the second ~2 ms slower at 100 clusters than one holding a channel to it
       // alone (its channels share the interpreter). Turns alternate so both see the same load.
       const targets = {
-        py: { name: 'py', address: `127.0.0.1:${String(py.port)}`, requests: [pyBytes] },
-        ts: {
-          name: 'ts',
-          address: `127.0.0.1:${String(ours.port)}`,
-          requests: COLD
-            ? [0, 1].map((j) =>
-                Buffer.from(
-                  RunFunctionRequest.encode(
-                    toRunFunctionRequest(midHydration(n, () => 5 * 2 ** 30 + j * 2 ** 20)),
-                  ).finish(),
-                ),
-              )
-            : [ourBytes],
-        },
+        py: { address: `127.0.0.1:${String(py.port)}`, requests: [pyBytes] },
+        ts: { address: `127.0.0.1:${String(ours.port)}`, requests: ourRequests },
       };
       const times: Record<'py' | 'ts', number[]> = { py: [], ts: [] };
       const perTurn = Math.ceil(ITERATIONS / TURNS);
       for (let turn = 0; turn < TURNS; turn++) {
         for (const who of ['py', 'ts'] as const) {
-          const got = await nativeLatencies([targets[who]], WARMUP_PER_TURN, perTurn);
-          times[who].push(...(got[who] ?? []));
+          const { address, requests } = targets[who];
+          times[who].push(...(await nativeLatencies(address, requests, WARMUP_PER_TURN, perTurn)));
         }
       }
       const p = (who: 'py' | 'ts', q: number): number => percentile(times[who], q);
