@@ -1,21 +1,13 @@
 import { Ready, RunFunctionRequest } from '@crossplane-org/function-sdk-typescript';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { composeModelCache } from './modelcache/compose.js';
-import { createLogger } from './server/logger.js';
 import { runFunction } from './dispatch.js';
 import type { Json } from './k8s/object.js';
 import * as f from '../test/support/fixtures.js';
 import { toRunFunctionRequest } from '../test/support/requests.js';
+import { silentLogger } from '../test/support/codecs.js';
 
-const silent = createLogger(
-  { debug: false },
-  new Writable({
-    write: (_c, _e, done) => {
-      done();
-    },
-  }),
-);
+const silent = silentLogger;
 
 describe('composed resource readiness', () => {
   it('is READY_TRUE exactly where provider-kubernetes reports the Object Ready', () => {

@@ -3,39 +3,23 @@
 // passed through, and over the benchmark's fleet scenario including the path that echoes observed
 // resources while the clusters are not resolved yet (where lazily decoded specs are copied
 // through as bytes).
-import { RunFunctionRequest, RunFunctionResponse } from '@crossplane-org/function-sdk-typescript';
+import { RunFunctionRequest } from '@crossplane-org/function-sdk-typescript';
 import fc from 'fast-check';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 
-import { runFunction } from '../dispatch.js';
 import type { Json } from '../k8s/object.js';
-import { createLogger } from '../server/logger.js';
 import * as arb from '../../test/fuzz/arbitraries.js';
 import { midHydration } from '../../test/bench/compose-scenario.js';
+import { viaOwnCodec, viaSdkCodec } from '../../test/support/codecs.js';
 import * as f from '../../test/support/fixtures.js';
-import { decodeRunFunctionRequest } from './request.js';
-import { encodeRunFunctionResponse } from './response.js';
 
 const RUNS = Number(process.env['CODEC_RUNS'] ?? process.env['FUZZ_RUNS'] ?? '200');
 const TIMEOUT_MS = 60_000 + RUNS * 30;
-const log = createLogger(
-  { debug: false },
-  new Writable({
-    write: (_c, _e, done) => {
-      done();
-    },
-  }),
-);
 
 /** The response through the ts-proto codec, and through ours with laziness off, default and total. */
 function bothWays(bytes: Buffer): { reference: Buffer; ours: Buffer[] } {
-  const reference = Buffer.from(
-    RunFunctionResponse.encode(runFunction(RunFunctionRequest.decode(bytes), log)).finish(),
-  );
-  const ours = [{ lazy: false }, {}, { lazyMinBytes: 0 }].map((opts) =>
-    encodeRunFunctionResponse(runFunction(decodeRunFunctionRequest(bytes, opts), log)),
-  );
+  const reference = viaSdkCodec(bytes);
+  const ours = [{ lazy: false }, {}, { lazyMinBytes: 0 }].map((opts) => viaOwnCodec(bytes, opts));
   return { reference, ours };
 }
 

@@ -3,35 +3,19 @@ import {
   RunFunctionResponse,
   type Resource,
 } from '@crossplane-org/function-sdk-typescript';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 
+import { viaOwnCodec, viaSdkCodec } from '../../test/support/codecs.js';
 import * as f from '../../test/support/fixtures.js';
 import { toRunFunctionRequest } from '../../test/support/requests.js';
 import { World } from '../../test/support/world.js';
-import { decodeRunFunctionRequest } from '../codec/request.js';
 import { LAZY_LARGE, decodeStructLazily, encodeStruct, isUndecoded } from '../codec/struct.js';
-import { encodeRunFunctionResponse } from '../codec/response.js';
-import { runFunction } from '../dispatch.js';
 import type { Json } from '../k8s/object.js';
 import { ClusterMemo, type MemoResult } from './cluster-memo.js';
 import { clusterMemo } from './compose.js';
 import type { ClusterContext, ClusterResult } from './model.js';
 
-const silent = pino({ level: 'silent' });
 const GiB = 2 ** 30;
-
-/** The response bytes for a request, decoded by the fast codec (which records wire bytes). */
-function viaFastCodec(bytes: Buffer): Buffer {
-  return encodeRunFunctionResponse(runFunction(decodeRunFunctionRequest(bytes), silent));
-}
-
-/** The same through the SDK's decoder: no wire bytes are recorded, so nothing is memoized. */
-function viaSdkCodec(bytes: Buffer): Buffer {
-  return Buffer.from(
-    RunFunctionResponse.encode(runFunction(RunFunctionRequest.decode(bytes), silent)).finish(),
-  );
-}
 
 /** `json` as the fast codec hands an observed resource over: undecoded bytes, fresh per call. */
 function observedFrom(json: Json): Json {
@@ -247,7 +231,7 @@ describe('ModelCache through the codec with the memo', () => {
     let misses = 0;
     const counted = (bytes: Buffer): Buffer => {
       const before = { ...clusterMemo.stats };
-      const out = viaFastCodec(bytes);
+      const out = viaOwnCodec(bytes);
       hits += clusterMemo.stats.hits - before.hits;
       misses += clusterMemo.stats.misses - before.misses;
       return out;

@@ -9,7 +9,6 @@ import {
   RunFunctionResponse,
 } from '@crossplane-org/function-sdk-typescript';
 import * as grpc from '@grpc/grpc-js';
-import { Writable } from 'node:stream';
 
 import { decodeRunFunctionRequest } from '../../function/codec/request.js';
 import { encodeRunFunctionResponseView } from '../../function/codec/response.js';
@@ -20,17 +19,10 @@ import {
   widenReceiveWindow,
   type Codec,
 } from '../../function/server/grpc-server.js';
-import { createLogger } from '../../function/server/logger.js';
 import type { FromServer, ServeArgs, ToServer } from './server-launch.js';
+import { silentLogger } from '../support/codecs.js';
 
-const silent = createLogger(
-  { debug: false },
-  new Writable({
-    write: (_c, _e, done) => {
-      done();
-    },
-  }),
-);
+const silent = silentLogger;
 
 /** One call's work as the server does it, minus the network. */
 function perCall(codec: Codec, bytes: Buffer): () => void {
