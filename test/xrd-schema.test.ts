@@ -13,8 +13,10 @@ import {
 import { modelCacheSpec } from '../function/api/modelcache.js';
 import { modelDeploymentSpec } from '../function/api/modeldeployment.js';
 import {
+  COMPARED,
   INFERENCE_CLUSTER_XRD,
   MODEL_CACHE_XRD,
+  STRUCTURE,
   asArray,
   asNode,
   isNode,
@@ -51,21 +53,6 @@ function zodSchema(schema: z.ZodType): Node {
 // ---------------------------------------------------------------------------------------------
 // The comparison.
 
-/** Keywords whose values must be equal on both sides. */
-const COMPARED = [
-  'type',
-  'enum',
-  'default',
-  'minimum',
-  'maximum',
-  'minLength',
-  'maxLength',
-  'minItems',
-  'maxItems',
-  'pattern',
-] as const;
-/** Keywords both sides may carry that the walk descends into or compares as sets. */
-const STRUCTURE = new Set(['properties', 'items', 'additionalProperties', 'required']);
 /**
  * XRD-only keywords: documentation, Kubernetes list/format hints, and limits zod states in a
  * refine (minProperties/maxProperties, CEL rules) and the CEL test checks.

@@ -9,24 +9,19 @@ import {
   functionInput,
 } from '../../function/api/input.js';
 import { INPUT_API_VERSION, INPUT_KIND } from '../../function/constants.js';
-import { asNode, isNode, openApiSchema, readYaml, type Node } from '../support/xrd.js';
+import {
+  COMPARED,
+  STRUCTURE,
+  asNode,
+  isNode,
+  openApiSchema,
+  readYaml,
+  type Node,
+} from '../support/xrd.js';
 
 // The input CRD has an XRD's shape where it matters (spec.versions[0].schema.openAPIV3Schema).
 const crd = readYaml('package/function/input/modelcache.fn.modelplane.ai_inputs.yaml');
 
-const COMPARED = [
-  'type',
-  'enum',
-  'default',
-  'minimum',
-  'maximum',
-  'minLength',
-  'maxLength',
-  'minItems',
-  'maxItems',
-  'pattern',
-] as const;
-const STRUCTURE = new Set(['properties', 'items', 'additionalProperties', 'required']);
 const CRD_ONLY = new Set(['description']);
 const ZOD_ONLY = new Set(['$schema', 'const']);
 
