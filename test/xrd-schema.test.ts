@@ -555,22 +555,27 @@ describe.each([
   });
 });
 
+/** What the metadata tests compare of an XRD: identity, scope, names, its version, columns. */
+function xrdMetadata(path: string): Record<string, unknown> & { columns: unknown } {
+  const xrd = readYaml(path);
+  const spec = asNode(xrd['spec'], 'spec');
+  const version = asNode(asArray(spec['versions'], 'versions')[0], 'v');
+  return {
+    apiVersion: xrd['apiVersion'],
+    kind: xrd['kind'],
+    name: asNode(xrd['metadata'], 'metadata')['name'],
+    scope: spec['scope'],
+    group: spec['group'],
+    names: spec['names'],
+    versions: asArray(spec['versions'], 'versions').length,
+    version: [version['name'], version['served'], version['referenceable']],
+    columns: version['additionalPrinterColumns'],
+  };
+}
+
 describe('XRD metadata', () => {
   it('ModelCache: namespaced, names, version, printer columns', () => {
-    const xrd = readYaml(MODEL_CACHE_XRD);
-    const spec = asNode(xrd['spec'], 'spec');
-    const version = asNode(asArray(spec['versions'], 'versions')[0], 'v');
-    expect({
-      apiVersion: xrd['apiVersion'],
-      kind: xrd['kind'],
-      name: asNode(xrd['metadata'], 'metadata')['name'],
-      scope: spec['scope'],
-      group: spec['group'],
-      names: spec['names'],
-      versions: asArray(spec['versions'], 'versions').length,
-      version: [version['name'], version['served'], version['referenceable']],
-      columns: version['additionalPrinterColumns'],
-    }).toEqual({
+    expect(xrdMetadata(MODEL_CACHE_XRD)).toEqual({
       apiVersion: 'apiextensions.crossplane.io/v2',
       kind: 'CompositeResourceDefinition',
       name: `modelcaches.${API_GROUP}`,
@@ -618,19 +623,10 @@ describe('XRD metadata', () => {
   });
 
   it('ModelDeployment: namespaced, names, version, printer columns', () => {
-    const xrd = readYaml(MODEL_DEPLOYMENT_XRD);
-    const spec = asNode(xrd['spec'], 'spec');
-    const version = asNode(asArray(spec['versions'], 'versions')[0], 'v');
+    const m = xrdMetadata(MODEL_DEPLOYMENT_XRD);
     expect({
-      apiVersion: xrd['apiVersion'],
-      kind: xrd['kind'],
-      name: asNode(xrd['metadata'], 'metadata')['name'],
-      scope: spec['scope'],
-      group: spec['group'],
-      names: spec['names'],
-      versions: asArray(spec['versions'], 'versions').length,
-      version: [version['name'], version['served'], version['referenceable']],
-      columns: asArray(version['additionalPrinterColumns'], 'columns').map((c) => {
+      ...m,
+      columns: asArray(m.columns, 'columns').map((c) => {
         const col = asNode(c, 'column');
         return [col['name'], col['type'], col['jsonPath']];
       }),
@@ -664,19 +660,10 @@ describe('XRD metadata', () => {
   });
 
   it('InferenceCluster: cluster-scoped, names, version, printer columns', () => {
-    const xrd = readYaml(INFERENCE_CLUSTER_XRD);
-    const spec = asNode(xrd['spec'], 'spec');
-    const version = asNode(asArray(spec['versions'], 'versions')[0], 'v');
+    const m = xrdMetadata(INFERENCE_CLUSTER_XRD);
     expect({
-      apiVersion: xrd['apiVersion'],
-      kind: xrd['kind'],
-      name: asNode(xrd['metadata'], 'metadata')['name'],
-      scope: spec['scope'],
-      group: spec['group'],
-      names: spec['names'],
-      versions: asArray(spec['versions'], 'versions').length,
-      version: [version['name'], version['served'], version['referenceable']],
-      columns: asArray(version['additionalPrinterColumns'], 'columns').map((c) => {
+      ...m,
+      columns: asArray(m.columns, 'columns').map((c) => {
         const col = asNode(c, 'column');
         return [col['name'], col['type'], col['jsonPath']];
       }),
