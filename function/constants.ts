@@ -10,6 +10,11 @@ export const API_VERSION = `${API_GROUP}/v1alpha1`;
 export const KIND_MODEL_CACHE = 'ModelCache';
 /** Cluster-scoped XR owned by the platform team: one workload cluster. */
 export const KIND_INFERENCE_CLUSTER = 'InferenceCluster';
+/**
+ * Namespaced XR a ModelCache composes per matched cluster: it owns that cluster's Objects and
+ * latch, so each Function response and each XR's watch events stay one cluster's size.
+ */
+export const KIND_MODEL_CACHE_REPLICA = 'ModelCacheReplica';
 
 /** provider-kubernetes' namespaced managed resource; namespaced XRs may only compose namespaced kinds. */
 export const OBJECT_API_VERSION = 'kubernetes.m.crossplane.io/v1alpha1';
@@ -48,6 +53,14 @@ export const REQUIRE_CLUSTERS = 'inference-clusters';
 /** Required-resource keys for provider configs: existence is checked so a typo fails fast. */
 export const REQUIRE_CLUSTER_PROVIDER_CONFIGS = 'cluster-provider-configs';
 export const REQUIRE_PROVIDER_CONFIGS = 'provider-configs';
+/** Required-resource keys of a ModelCacheReplica: its parent cache, its cluster, that cluster's provider config. */
+export const REQUIRE_PARENT_CACHE = 'cache';
+export const REQUIRE_CLUSTER = 'inference-cluster';
+export const REQUIRE_PROVIDER_CONFIG = 'provider-config';
+
+/** On each ModelCacheReplica: the cache and cluster it serves, so `kubectl get -l` finds them. */
+export const LABEL_CACHE = `${API_GROUP}/cache`;
+export const LABEL_CLUSTER = `${API_GROUP}/cluster`;
 
 /** Per-cluster lifecycle of a cache, in the order a healthy cluster walks it. */
 export const PHASES = ['Pending', 'Hydrating', 'Ready', 'Failed'] as const;
@@ -83,6 +96,8 @@ export const REASON = {
   FetchFailed: 'FetchFailed',
   /** What the Function needs to decide was not observed this call; the last known state is kept. */
   Unknown: 'Unknown',
+  /** The cluster's ModelCacheReplica has not reported for the cache's current identity yet. */
+  ReplicaPending: 'ReplicaPending',
 } as const;
 export type Reason = (typeof REASON)[keyof typeof REASON];
 
@@ -90,6 +105,24 @@ export type Reason = (typeof REASON)[keyof typeof REASON];
 export const CONDITION_CLUSTERS_MATCHED = 'ClustersMatched';
 export const CONDITION_ARTIFACT_READY = 'ArtifactReady';
 export const CONDITION_STORAGE_CLASS_FOUND = 'StorageClassFound';
+/**
+ * On a ModelCacheReplica: whether its parent cache, InferenceCluster and provider config were
+ * all observed and valid this call. False means the replica holds everything as it was.
+ */
+export const CONDITION_INPUTS_OBSERVED = 'InputsObserved';
+/** Condition reasons for InputsObserved. */
+export const INPUTS_REASON = {
+  /** Parent, InferenceCluster and provider config were read and parse. */
+  Observed: 'Observed',
+  /** Crossplane has not fetched a required resource yet this reconcile. */
+  Resolving: 'Resolving',
+  /** The parent ModelCache is absent (being deleted) or its spec does not parse. */
+  CacheUnavailable: 'CacheUnavailable',
+  /** The replica's identity differs from the one its parent computes: an update is in flight. */
+  IdentityMismatch: 'IdentityMismatch',
+  /** The InferenceCluster is absent or does not parse; its own status says why. */
+  InvalidInferenceCluster: 'InvalidInferenceCluster',
+} as const;
 
 /** Condition reasons for ClustersMatched. */
 export const REASON_MATCHED = 'Matched';

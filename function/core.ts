@@ -48,11 +48,6 @@ export interface CoreResponse {
   status: Json;
   /** Explicit XR readiness (overrides Crossplane's derived readiness); undefined: no opinion. */
   ready: boolean | undefined;
-  /**
-   * Whether the observed Object of a composed resource is Ready, for keys the core already
-   * knows (so it is not read again); other keys are read from the observed resource.
-   */
-  observedReady?: Readonly<Record<string, boolean>>;
   /** Keys of earlier steps' desired resources to leave out (workloads held back). */
   withheld?: string[];
   conditions: CoreCondition[];

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import {
   KIND_INFERENCE_CLUSTER,
   KIND_MODEL_CACHE,
+  KIND_MODEL_CACHE_REPLICA,
   KIND_MODEL_DEPLOYMENT,
   MOUNT_STEP_INPUT_KIND,
 } from './constants.js';
@@ -22,6 +23,7 @@ import { isFatal, type CoreRequest, type CoreResponse, type CoreResult } from '.
 import { composeInferenceCluster } from './inferencecluster/compose.js';
 import { asJson, objectReady, type Json } from './k8s/object.js';
 import { composeModelCache } from './modelcache/compose.js';
+import { composeModelCacheReplica } from './modelcachereplica/compose.js';
 import { composeModelDeployment } from './modeldeployment/compose.js';
 import { composeMountStep } from './mountstep/compose.js';
 
@@ -29,11 +31,13 @@ import { composeMountStep } from './mountstep/compose.js';
 // plain JSON, picks the core by the observed XR's kind, and builds a fresh response.
 // It never mutates the request and never uses the SDK's deep-merge helpers.
 
-const CORES: Record<string, (req: CoreRequest) => CoreResult> = {
-  [KIND_MODEL_CACHE]: composeModelCache,
-  [KIND_INFERENCE_CLUSTER]: composeInferenceCluster,
-  [KIND_MODEL_DEPLOYMENT]: composeModelDeployment,
-};
+// A Map, not an object literal: a kind named "constructor" or "__proto__" must find no core.
+const CORES: ReadonlyMap<string, (req: CoreRequest) => CoreResult> = new Map([
+  [KIND_MODEL_CACHE, composeModelCache],
+  [KIND_MODEL_CACHE_REPLICA, composeModelCacheReplica],
+  [KIND_INFERENCE_CLUSTER, composeInferenceCluster],
+  [KIND_MODEL_DEPLOYMENT, composeModelDeployment],
+]);
 
 export function toCoreRequest(req: RunFunctionRequest): CoreRequest {
   // Keyed loops, not Object.entries: a ModelCache on 1000 clusters observes 7000 resources.
@@ -125,11 +129,11 @@ export function runFunction(req: RunFunctionRequest, log: Logger): RunFunctionRe
   const kind = typeof core.composite['kind'] === 'string' ? core.composite['kind'] : '';
   // The mount step serves any XR kind: the input, not the XR, selects it.
   const compose =
-    asJson(core.input)?.['kind'] === MOUNT_STEP_INPUT_KIND ? composeMountStep : CORES[kind];
+    asJson(core.input)?.['kind'] === MOUNT_STEP_INPUT_KIND ? composeMountStep : CORES.get(kind);
   if (compose === undefined) {
     return fatalResponse(
       req,
-      `function-modelcache composes ${Object.keys(CORES).join(', ')}, not "${kind}": check the Composition's compositeTypeRef, or give the step an input of kind ${MOUNT_STEP_INPUT_KIND} to mount caches into another XR's workloads`,
+      `function-modelcache composes ${[...CORES.keys()].join(', ')}, not "${kind}": check the Composition's compositeTypeRef, or give the step an input of kind ${MOUNT_STEP_INPUT_KIND} to mount caches into another XR's workloads`,
       FATAL_TTL_SECONDS,
     );
   }
@@ -160,7 +164,7 @@ export function toResponse(
     // Ready when provider-kubernetes says so (its readiness policy, e.g. our CEL queries);
     // otherwise keep an earlier step's verdict on a resource this step only amended.
     // Crossplane counts an unspecified composed resource as not ready and says so each call.
-    const observedReady = core.observedReady?.[key] ?? objectReady(observed[key]?.resource);
+    const observedReady = objectReady(observed[key]?.resource);
     resources[key] = resource(body, observedReady ? Ready.READY_TRUE : resources[key]?.ready);
   }
   const prior = asJson(req.desired?.composite?.resource) ?? {};

@@ -13,9 +13,19 @@ export interface CacheModel {
   parts: SourceParts;
   /** sha256 of the source identity and the refetch token: what Ready is latched to. */
   identity: string;
-  /** Names of the remote objects on every workload cluster (the same on each). */
-  /** reporter: ServiceAccount, Role and RoleBinding that let the Job report on itself. */
-  names: { claim: string; secret: string; files: string; job: string; reporter: string };
+  /**
+   * Names of the remote objects on every workload cluster (the same on each). claim: the one
+   * a PVC backend creates; mounted: the one consumers mount (ExistingPVC: the user's own);
+   * reporter: ServiceAccount, Role and RoleBinding that let the Job report on itself.
+   */
+  names: {
+    claim: string;
+    mounted: string;
+    secret: string;
+    files: string;
+    job: string;
+    reporter: string;
+  };
 }
 
 export type { ClusterView } from '../clusters.js';

@@ -11,31 +11,29 @@ import {
 } from '../constants.js';
 import type { CoreCondition, CoreEvent } from '../core.js';
 import type { Json } from '../k8s/object.js';
-import type { ClusterStatus } from './model.js';
+import type { Progress } from './model.js';
 
-const count = z.number().int().nonnegative();
+// The ModelCache's status is compact — one short entry per cluster — so that it stays within
+// etcd's object limit at thousands of clusters; the detail lives on each ModelCacheReplica.
 
-/** Lenient reading of a previous status entry: a malformed one is ignored, never fatal. */
-const clusterStatusSchema = z.object({
-  name: z.string(),
-  phase: z.enum(PHASES),
-  reason: z.string(),
-  message: z.string(),
-  namespace: z.string(),
-  claimName: z.string(),
-  progress: z.object({ bytesDone: count, bytesTotal: count }).optional(),
-  resolvedRevision: z.string().optional(),
-  identity: z.string(),
-  claimUID: z.string().optional(),
-});
+/** One entry of a ModelCache's status.clusters[]. */
+export interface ClusterEntry {
+  name: string;
+  phase: (typeof PHASES)[number];
+  reason: string;
+  /** Only while Hydrating, when the fetch program reports it; summed into status.progress. */
+  progress?: Progress;
+}
 
-/** The previous per-cluster status, by cluster name, read back from the observed XR. */
-export function previousClusters(status: unknown): Map<string, ClusterStatus> {
-  const out = new Map<string, ClusterStatus>();
+const entrySchema = z.object({ name: z.string(), phase: z.enum(PHASES), reason: z.string() });
+
+/** The previous entries, by cluster name, read leniently: a malformed one is ignored. */
+export function previousEntries(status: unknown): Map<string, ClusterEntry> {
+  const out = new Map<string, ClusterEntry>();
   const list = (status as { clusters?: unknown } | undefined)?.clusters;
   if (!Array.isArray(list)) return out;
   for (const entry of list) {
-    const parsed = clusterStatusSchema.safeParse(entry);
+    const parsed = entrySchema.safeParse(entry);
     if (parsed.success) out.set(parsed.data.name, parsed.data);
   }
   return out;
@@ -48,21 +46,45 @@ function listed(items: string[], max = 5): string {
     : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
 }
 
-export function buildStatus(mountPath: string, source: string, clusters: ClusterStatus[]): Json {
-  const ready = clusters.filter((c) => c.phase === 'Ready').length;
+export interface StatusHead {
+  mountPath: string;
+  source: string;
+  namespace: string;
+  claimName: string;
+}
+
+export function buildStatus(head: StatusHead, clusters: ClusterEntry[]): Json {
+  let ready = 0;
+  let failed = 0;
+  let bytesDone = 0;
+  let bytesTotal = 0;
+  let reporting = 0;
+  for (const c of clusters) {
+    if (c.phase === 'Ready') ready++;
+    else if (c.phase === 'Failed') failed++;
+    if (c.progress !== undefined) {
+      reporting++;
+      bytesDone += c.progress.bytesDone;
+      bytesTotal += c.progress.bytesTotal;
+    }
+  }
   return {
-    mountPath,
-    source,
+    mountPath: head.mountPath,
+    source: head.source,
+    namespace: head.namespace,
+    claimName: head.claimName,
     summary: {
       ready: `${ready}/${clusters.length}`,
       readyClusters: ready,
       matchedClusters: clusters.length,
+      failedClusters: failed,
     },
-    clusters: clusters.map((c) => ({ ...c })),
+    ...(reporting > 0 ? { progress: { bytesDone, bytesTotal } } : {}),
+    clusters: clusters.map((c) => ({ name: c.name, phase: c.phase, reason: c.reason })),
   };
 }
 
-export function buildConditions(clusters: ClusterStatus[]): CoreCondition[] {
+export function buildConditions(clusters: ClusterEntry[]): CoreCondition[] {
   if (clusters.length === 0) {
     const message = 'no InferenceCluster matches spec.clusterSelector';
     return [
@@ -80,23 +102,25 @@ export function buildConditions(clusters: ClusterStatus[]): CoreCondition[] {
   const failed = clusters.filter((c) => c.phase === 'Failed');
   const waiting = clusters.filter((c) => c.phase === 'Pending' || c.phase === 'Hydrating');
   const ready = clusters.length - failed.length - waiting.length;
+  const named = (list: ClusterEntry[], max?: number): string =>
+    listed(
+      list.map((c) => `${c.name} (${c.reason})`),
+      max,
+    );
   let artifact: CoreCondition;
   if (failed.length > 0) {
     artifact = {
       type: CONDITION_ARTIFACT_READY,
       status: 'False',
       reason: REASON_SOME_FAILED,
-      message: `failed on ${listed(
-        failed.map((c) => `${c.name} (${c.reason}: ${c.message})`),
-        3,
-      )}`,
+      message: `failed on ${named(failed, 3)}; see each cluster's ModelCacheReplica for why`,
     };
   } else if (waiting.length > 0) {
     artifact = {
       type: CONDITION_ARTIFACT_READY,
       status: 'False',
       reason: REASON_STAGING,
-      message: `${ready}/${clusters.length} clusters staged; waiting on ${listed(waiting.map((c) => `${c.name} (${c.reason})`))}`,
+      message: `${ready}/${clusters.length} clusters staged; waiting on ${named(waiting)}`,
     };
   } else {
     artifact = {
@@ -111,8 +135,8 @@ export function buildConditions(clusters: ClusterStatus[]): CoreCondition[] {
 
 /** One event per cluster whose phase or reason changed, and per cluster that left. */
 export function transitionEvents(
-  previous: Map<string, ClusterStatus>,
-  current: ClusterStatus[],
+  previous: Map<string, ClusterEntry>,
+  current: ClusterEntry[],
 ): CoreEvent[] {
   const events: CoreEvent[] = [];
   const seen = new Set<string>();
@@ -124,7 +148,7 @@ export function transitionEvents(
     events.push({
       severity: c.phase === 'Failed' ? 'Warning' : 'Normal',
       reason: c.reason,
-      message: `cluster ${c.name}: ${from} -> ${c.phase}/${c.reason}: ${c.message}`,
+      message: `cluster ${c.name}: ${from} -> ${c.phase}/${c.reason}`,
     });
   }
   for (const name of [...previous.keys()].sort()) {
@@ -132,7 +156,7 @@ export function transitionEvents(
     events.push({
       severity: 'Normal',
       reason: 'ClusterDeselected',
-      message: `cluster ${name}: no longer matched; its cache volume and Objects are removed`,
+      message: `cluster ${name}: no longer matched; its ModelCacheReplica, cache volume and Objects are removed`,
     });
   }
   return events;

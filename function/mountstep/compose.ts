@@ -1,6 +1,6 @@
 import { objectName } from '../api/common.js';
 import { mountStepInput } from '../api/mountstep.js';
-import { clusterRequirement, parseClusters } from '../clusters.js';
+import { clusterRequirement, effectiveProviderConfig, parseClusters } from '../clusters.js';
 import {
   API_VERSION,
   CONDITION_CACHES_READY,
@@ -132,7 +132,7 @@ export function composeMountStep(req: CoreRequest): CoreResult {
   const byProviderConfig = new Map<string, string>();
   for (const { name, parsed } of parseClusters(requiredClusters)) {
     if (!parsed.success) continue;
-    const ref = parsed.data.spec.providerConfigRef;
+    const ref = effectiveProviderConfig(parsed.data);
     const k = `${ref.kind}/${ref.name}`;
     if (!byProviderConfig.has(k)) byProviderConfig.set(k, name);
   }

@@ -1,251 +1,273 @@
-// npm run bench:compose — RunFunction latency and server memory for one ModelCache matching
-// 1..1000 clusters mid-hydration (every composed Object observed, remote objects included).
+// npm run bench:compose — RunFunction latency and server memory through a Go client configured
+// as Crossplane v2.3.4's (test/bench/goclient: grpc-go, 4 MiB receive limit, the request
+// marshalled afresh on every call), for the request families in bench-cases.ts.
 //
-// Three scenarios (repeat, progress, cold: compose-scenario.ts), because the Function reuses what
-// it composed for a cluster whose observed Objects did not change since the ModelCache's last
-// call (modelcache/cluster-memo.ts); cold is the cost of composing from scratch.
+// The Function's server runs in a child process of its own, compiled to JavaScript as the image
+// runs it, serving gRPC only, so its memory figures are its own. Per case it prints:
+//   - Go client: the calls as Crossplane makes them (p50 / p99, or the gRPC error they got);
+//   - in-process: decode → compose → encode in a second such process, without the network, of
+//     requests as Go marshals them (fresh marshals, so nothing keyed on bytes hits by accident);
+//   - transport floor: the same client and requests against a server that answers the same
+//     response bytes and does nothing else, once a Go server (the transport plus Crossplane's
+//     codec) and once a grpc-js server set up as the Function's (plus Node's transport);
+//   - the server's RSS after the case and its peak.
+// Both codecs are measured, the hand-written one (function/codec, `fast`) and the SDK's ts-proto
+// codec, side by side (issue 12 item 5 decides from these whether the hand-written one stays).
 //
-// The server runs in a child process of its own, compiled to JavaScript as the image runs it,
-// serving gRPC only. In process: a second such process times decode request bytes → compose →
-// encode the response, as the server does per call, without the network. Over gRPC, two clients send requests encoded once up
-// front: a native one (grpcio's C transport, in Python: test/bench/native-client.ts), standing in
-// for Crossplane's Go client, and grpc-js in this process, whose own transport costs are in its
-// figures. The memory figures are the server process's alone.
-//
-// Env: BENCH_SIZES=1,10,100,1000   BENCH_QUICK=1 a tenth of the iterations (smoke)
-//      BENCH_SCENARIOS=repeat,progress,cold
-//      BENCH_COMPARE=1 also measures the SDK's ts-proto codec (repeat scenario)
-//      BENCH_SERVER_WINDOW=bytes overrides the server's HTTP/2 receive window (0: Node default).
+// Env: BENCH_SIZES=1,10,100,1000      BENCH_QUICK=1 a tenth of the iterations (the CI smoke)
+//      BENCH_SCENARIOS=repeat,progress,cold   BENCH_CODECS=fast,ts-proto
+//      BENCH_FAMILIES=<see bench-cases.ts>
 import { RunFunctionResponse, Severity } from '@crossplane-org/function-sdk-typescript';
 import { loadavg } from 'node:os';
 
 import type { Codec } from '../../function/server/grpc-server.js';
-import { SCENARIO_NAMES, scenarioRequests, type ScenarioName } from './compose-scenario.js';
-import { nativeLatencies } from './native-client.js';
+import { benchCases, FAMILY_NAMES, type BenchCase, type FamilyName } from './bench-cases.js';
+import { SCENARIO_NAMES, type ScenarioName } from './compose-scenario.js';
+import { goCall, goFloorServer, goMarshal, type CallResult } from './go-client.js';
 import { newRawClient } from './raw-client.js';
-import { forkServer, type ServerProcess, type ServerStats } from './server-launch.js';
+import { forkServer, type ServerStats } from './server-launch.js';
 import { mib, percentile } from './stats.js';
 
-const SIZES = (process.env['BENCH_SIZES'] ?? '1,10,100,1000').split(',').map(Number);
-const COMPARE = process.env['BENCH_COMPARE'] === '1';
-/** Server HTTP/2 receive window override (bytes; 0: Node's 64 KiB default). */
-const WINDOW =
-  process.env['BENCH_SERVER_WINDOW'] === undefined
-    ? undefined
-    : Number(process.env['BENCH_SERVER_WINDOW']);
-/**
- * Crossplane's Go client grows its receive window with BDP estimation (up to 16 MiB), so after
- * the first calls large responses do not wait on window updates; grpc-js's client keeps 64 KiB
- * unless told, which would measure a client Crossplane is not.
- */
-const CLIENT_OPTIONS = { 'grpc-node.flow_control_window': 8 * 2 ** 20 };
+const MiB = 2 ** 20;
+/** grpc-go's default receive limit, which Crossplane does not raise. */
+const GO_RECEIVE_LIMIT = 4 * MiB;
 
-/** Issue 7's targets on this 2-core machine. */
-const TARGET_P99_MS: Record<number, number> = { 100: 5, 1000: 50 };
-const TARGET_RSS_MIB = 150;
+const list = (name: string, fallback: string): string[] =>
+  (process.env[name] ?? fallback).split(',').filter(Boolean);
 
-/** BENCH_QUICK=1: a tenth of the iterations, for a smoke run. */
-const QUICK = process.env['BENCH_QUICK'] === '1';
-
-const SCENARIOS = (process.env['BENCH_SCENARIOS'] ?? SCENARIO_NAMES.join(','))
-  .split(',')
-  .map((name) => {
-    if (!(SCENARIO_NAMES as readonly string[]).includes(name)) {
-      throw new Error(`BENCH_SCENARIOS: unknown scenario ${name} (${SCENARIO_NAMES.join(', ')})`);
+function pick<T extends string>(name: string, all: readonly T[], fallback = all.join(',')): T[] {
+  return list(name, fallback).map((v) => {
+    if (!(all as readonly string[]).includes(v)) {
+      throw new Error(`${name}: unknown value ${v} (${all.join(', ')})`);
     }
-    return name as ScenarioName;
+    return v as T;
   });
-
-function iterations(n: number, codec: Codec): number {
-  const full = n >= 1000 ? 100 : n >= 100 ? 300 : n >= 10 ? 500 : 1000;
-  const base = QUICK ? Math.max(20, Math.floor(full / 10)) : full;
-  return codec === 'fast' ? base : Math.max(30, Math.floor(base / 10));
 }
 
-/** Calls not counted before the measured ones. */
-function warmupFor(iters: number): number {
-  return Math.max(5, Math.floor(iters / 10));
+const SIZES = list('BENCH_SIZES', '1,10,100,1000').map(Number);
+const QUICK = process.env['BENCH_QUICK'] === '1';
+const SCENARIOS = pick<ScenarioName>('BENCH_SCENARIOS', SCENARIO_NAMES);
+const CODECS = pick<Codec>('BENCH_CODECS', ['fast', 'ts-proto']);
+const FAMILIES = pick<FamilyName>('BENCH_FAMILIES', FAMILY_NAMES);
+
+/** Issue 12's memory target on this 2-core machine (latency targets: bench-cases.ts). */
+const TARGET_RSS = { clusters: 5000, mib: 200 };
+
+function iterations(bytes: number): number {
+  // By request size rather than cluster count: families differ in bytes per cluster.
+  const full = bytes >= 4 * MiB ? 50 : bytes >= MiB ? 100 : bytes >= 100_000 ? 300 : 500;
+  return QUICK ? Math.max(20, Math.floor(full / 10)) : full;
 }
 
-/** The address of `host`'s transport-floor server answering `response` (see floor()). */
-async function floorAddress(host: ServerProcess, response: Buffer): Promise<string> {
-  return `127.0.0.1:${String(await host.floor(response))}`;
-}
+const warmupFor = (iters: number): number => Math.max(5, Math.floor(iters / 10));
 
 interface Row {
-  scenario: ScenarioName;
-  n: number;
+  c: BenchCase;
+  codec: Codec;
   requestBytes: number;
   responseBytes: number;
+  go: CallResult;
   inProcess: number[];
-  native: number[];
-  grpcJs: number[];
-  /** The transport alone: a server answering the same response bytes without work (native). */
-  floor: number[];
+  floorGo?: CallResult;
+  floorNode?: CallResult;
   server: ServerStats;
+  /** Of the Go marshals of the first request, how many were byte-identical to another. */
+  marshal: { copies: number; distinct: number; marshalMs: number; unmarshalMs: number };
 }
 
-const MiB = 2 ** 20;
-
 /** The response must be the real thing, not an error answered fast. */
-function checkResponse(bytes: Buffer, n: number): void {
+function checkResponse(c: BenchCase, bytes: Buffer): void {
   const rsp = RunFunctionResponse.decode(bytes);
-  const fatal = rsp.results.filter((r) => r.severity === Severity.SEVERITY_FATAL);
+  const fatal = rsp.results.find((r) => r.severity === Severity.SEVERITY_FATAL);
   const resources = Object.keys(rsp.desired?.resources ?? {}).length;
-  if (rsp.meta?.tag !== 'test-tag' || fatal.length > 0 || resources < n) {
-    throw new Error(`unexpected response at ${n} clusters: ${fatal[0]?.message ?? 'no resources'}`);
+  if (rsp.meta?.tag !== 'test-tag' || fatal !== undefined || resources < c.minResources) {
+    throw new Error(
+      `unexpected response to ${c.family} ${c.scenario} at ${String(c.n)} clusters: ${fatal?.message ?? `${String(resources)} resources`}`,
+    );
   }
 }
 
-async function measure(codec: Codec, scenarios: readonly ScenarioName[]): Promise<Row[]> {
-  const options = { codec, ...(WINDOW !== undefined ? { flowControlWindow: WINDOW } : {}) };
-  // Two processes: `server` only serves gRPC, so its memory figures are the Function's; `bench`
-  // holds the request variants for the in-process timings and runs the transport floor server.
-  const server = await forkServer(options);
-  const bench = await forkServer(options);
+async function measure(codec: Codec, cases: readonly BenchCase[]): Promise<Row[]> {
+  // `server` only serves gRPC, so its memory figures are the Function's; `bench` runs the
+  // in-process timings and the grpc-js floor server.
+  const server = await forkServer({ codec });
+  const bench = await forkServer({ codec });
   const address = `127.0.0.1:${String(server.port)}`;
-  const client = newRawClient(address, CLIENT_OPTIONS);
+  // Unlimited, unlike the Go client: the response is needed even where Crossplane would refuse it.
+  const raw = newRawClient(address, { 'grpc-node.flow_control_window': 8 * MiB });
   const rows: Row[] = [];
   try {
-    for (const n of SIZES) {
-      for (const scenario of scenarios) {
-        const reqs = scenarioRequests(scenario, n);
-        const iters = iterations(n, codec);
-        const warmup = warmupFor(iters);
-        const first = await client.call(reqs[0] ?? Buffer.alloc(0));
-        checkResponse(first, n);
-
-        const inProcess = await bench.measure(reqs, warmup, iters);
-        const native = codec === 'fast' ? await nativeLatencies(address, reqs, warmup, iters) : [];
-        // Once per size (the repeat scenario): the same bytes through a server that does nothing.
-        const floor =
-          codec === 'fast' && scenario === 'repeat'
-            ? await nativeLatencies(await floorAddress(bench, first), reqs, warmup, iters)
-            : [];
-        const grpcJs: number[] = [];
-        for (let i = 0; i < warmup + iters; i++) {
-          const bytes = reqs[i % reqs.length] ?? Buffer.alloc(0);
-          const t = process.hrtime.bigint();
-          await client.call(bytes);
-          if (i >= warmup) grpcJs.push(Number(process.hrtime.bigint() - t) / 1e6);
+    for (const c of cases) {
+      const reqs = c.requests();
+      const first = await raw.call(reqs[0] ?? Buffer.alloc(0));
+      checkResponse(c, first);
+      const iters = iterations(reqs[0]?.length ?? 0);
+      const warmup = warmupFor(iters);
+      // A repeated request is marshalled afresh for every call by Crossplane: four marshals of it.
+      const marshals = await goMarshal(reqs, reqs.length === 1 ? 4 : 1);
+      const go = await goCall(address, reqs, { warmup, iterations: iters });
+      const inProcess = await bench.measure(marshals.bytes, warmup, iters);
+      let floorGo: CallResult | undefined;
+      let floorNode: CallResult | undefined;
+      if (codec === CODECS[0] && c.floor) {
+        const floor = await goFloorServer(first);
+        try {
+          floorGo = await goCall(floor.address, reqs, { warmup, iterations: iters });
+        } finally {
+          await floor.stop();
         }
-        rows.push({
-          scenario,
-          n,
-          requestBytes: reqs[0]?.length ?? 0,
-          responseBytes: first.length,
-          inProcess,
-          native,
-          grpcJs,
-          floor,
-          server: await server.stats(),
-        });
+        const nodeFloor = `127.0.0.1:${String(await bench.floor(first))}`;
+        floorNode = await goCall(nodeFloor, reqs, { warmup, iterations: iters });
       }
+      const m = marshals.stats[0];
+      rows.push({
+        c,
+        codec,
+        requestBytes: go.requestBytes[0] ?? 0,
+        responseBytes: first.length,
+        go,
+        inProcess,
+        ...(floorGo ? { floorGo } : {}),
+        ...(floorNode ? { floorNode } : {}),
+        server: await server.stats(),
+        marshal: {
+          copies: marshals.stats.reduce((s, x) => s + x.copies, 0),
+          distinct: marshals.stats.reduce((s, x) => s + x.distinct, 0),
+          marshalMs: m?.marshalMs ?? NaN,
+          unmarshalMs: m?.unmarshalMs ?? NaN,
+        },
+      });
+      process.stdout.write('.');
     }
   } finally {
-    client.close();
+    raw.close();
     await server.stop();
     await bench.stop();
   }
+  process.stdout.write('\n');
   return rows;
 }
 
-/**
- * Peak RSS of a process that only receives the largest request over gRPC and answers the
- * response's bytes, doing no work: what the transport alone needs in memory at that size.
- */
-async function memoryFloor(n: number): Promise<ServerStats> {
-  const reqs = scenarioRequests('repeat', n);
-  const server = await forkServer({ codec: 'fast' });
-  const bench = await forkServer({ codec: 'fast' });
-  try {
-    const client = newRawClient(`127.0.0.1:${String(server.port)}`, CLIENT_OPTIONS);
-    const response = await client.call(reqs[0] ?? Buffer.alloc(0));
-    client.close();
-    const iters = iterations(n, 'fast');
-    await nativeLatencies(await floorAddress(bench, response), reqs, warmupFor(iters), iters);
-    return await bench.stats();
-  } finally {
-    await server.stop();
-    await bench.stop();
+const ms = (v: number | undefined): string =>
+  v === undefined || Number.isNaN(v) ? '-' : v.toFixed(2);
+const p50p99 = (xs: number[]): string => `${ms(percentile(xs, 50))} / ${ms(percentile(xs, 99))}`;
+const kib = (b: number): string => `${(b / 1024).toFixed(0)} KiB`;
+
+/** p50 / p99 of a Go client run, or the error its calls got. */
+function goCell(r: CallResult | undefined): string {
+  if (!r) return '';
+  if (r.latencyMs) return `${ms(r.latencyMs.p50)} / ${ms(r.latencyMs.p99)}`;
+  return r.errors.map((e) => e.code).join(',') || 'no calls';
+}
+
+function report(rows: Row[]): void {
+  const byCodec = new Map<Codec, Row[]>();
+  for (const r of rows) byCodec.set(r.codec, [...(byCodec.get(r.codec) ?? []), r]);
+  for (const [codec, rs] of byCodec) {
+    console.log(`\ncodec: ${codec}    (latencies in ms, p50 / p99; sizes are proto.Size)`);
+    console.log(
+      [
+        'family'.padEnd(12),
+        'scenario',
+        'clusters',
+        '  request',
+        ' response',
+        '     Go client',
+        '  in-process',
+        'floor: Go server',
+        'grpc-js server',
+        'server RSS',
+      ].join('  '),
+    );
+    for (const r of rs) {
+      console.log(
+        [
+          r.c.family.padEnd(12),
+          r.c.scenario.padEnd(8),
+          String(r.c.n).padStart(8),
+          kib(r.requestBytes).padStart(9),
+          kib(r.responseBytes).padStart(9),
+          goCell(r.go).padStart(14),
+          p50p99(r.inProcess).padStart(12),
+          goCell(r.floorGo).padStart(16),
+          goCell(r.floorNode).padStart(14),
+          `${mib(r.server.rss)} MiB`.padStart(10),
+        ].join('  '),
+      );
+    }
+    const peak = Math.max(...rs.map((r) => r.server.maxRss));
+    console.log(`server process peak RSS (${codec}): ${mib(peak)} MiB`);
+  }
+  const errors = rows.filter((r) => r.go.errors.length > 0);
+  if (errors.length > 0) console.log('\nerrors the Go client got (as Crossplane would):');
+  for (const r of errors) {
+    for (const e of r.go.errors) {
+      console.log(
+        `  ${r.codec} ${r.c.family} ${r.c.scenario} ${String(r.c.n)} clusters: ${e.code}: ${e.message} (${String(e.count)} calls)`,
+      );
+    }
+  }
+  console.log('\nGo codec, per request (what Crossplane spends before and after each call):');
+  for (const r of rows.filter((x) => x.codec === CODECS[0] && x.c.scenario === 'repeat')) {
+    console.log(
+      `  ${r.c.family.padEnd(12)} ${String(r.c.n).padStart(6)} clusters: marshal ${ms(r.marshal.marshalMs)} ms, unmarshal ${ms(r.marshal.unmarshalMs)} ms; ${String(r.marshal.distinct)} different byte strings from ${String(r.marshal.copies)} marshals of the same request`,
+    );
   }
 }
 
-const ms = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(2));
-const p50p99 = (xs: number[]): string => `${ms(percentile(xs, 50))} / ${ms(percentile(xs, 99))}`;
-
-function report(codec: Codec, rows: Row[]): void {
-  console.log(`\ncodec: ${codec}    (latencies in ms, p50 / p99)`);
+function compareCodecs(rows: Row[]): void {
+  const fast = rows.filter((r) => r.codec === 'fast');
+  const tsProto = rows.filter((r) => r.codec === 'ts-proto');
+  if (fast.length === 0 || tsProto.length === 0) return;
   console.log(
-    'scenario  clusters   request  response       in-process   gRPC native client  gRPC grpc-js client  server RSS   transport floor (native)',
+    '\ncodecs side by side (issue 12 item 5): p50 / p99 ms through the Go client, ts-proto ÷ fast',
   );
-  for (const r of rows) {
+  for (const f of fast) {
+    const t = tsProto.find((x) => x.c.key === f.c.key);
+    if (!t) continue;
+    const ratio = (a?: number, b?: number): string =>
+      a === undefined || b === undefined ? '-' : `${(a / b).toFixed(2)}x`;
     console.log(
       [
-        r.scenario.padEnd(8),
-        String(r.n).padStart(8),
-        `${(r.requestBytes / 1024).toFixed(0)} KiB`.padStart(9),
-        `${(r.responseBytes / 1024).toFixed(0)} KiB`.padStart(9),
-        p50p99(r.inProcess).padStart(16),
-        p50p99(r.native).padStart(19),
-        p50p99(r.grpcJs).padStart(20),
-        `${mib(r.server.rss)} MiB`.padStart(11),
-        r.floor.length > 0 ? p50p99(r.floor).padStart(18) : '',
+        `  ${f.c.family.padEnd(12)} ${f.c.scenario.padEnd(8)} ${String(f.c.n).padStart(6)}:`,
+        `fast ${goCell(f.go)}`.padEnd(22),
+        `ts-proto ${goCell(t.go)}`.padEnd(26),
+        `Go client p50 ${ratio(t.go.latencyMs?.p50, f.go.latencyMs?.p50)}`,
+        `p99 ${ratio(t.go.latencyMs?.p99, f.go.latencyMs?.p99)},`,
+        `in-process p50 ${ratio(percentile(t.inProcess, 50), percentile(f.inProcess, 50))}`,
       ].join(' '),
     );
   }
-  for (const scenario of SCENARIO_NAMES) {
-    const r100 = rows.find((r) => r.scenario === scenario && r.n === 100);
-    const r1000 = rows.find((r) => r.scenario === scenario && r.n === 1000);
-    if (!r100 || !r1000) continue;
-    const ratio = (pick: (r: Row) => number[]): string =>
-      (percentile(pick(r1000), 50) / percentile(pick(r100), 50)).toFixed(1);
-    console.log(
-      `scaling ${scenario}, time at 1000 / time at 100 (linear = 10): gRPC native p50 ${ratio((r) => r.native)}, in-process p50 ${ratio((r) => r.inProcess)}`,
-    );
-  }
-  const last = rows[rows.length - 1];
-  if (last) {
-    console.log(
-      `server process: RSS ${mib(last.server.rss)} MiB at the end (JS heap ${mib(last.server.heapUsed)} MiB, buffers ${mib(last.server.external)} MiB), peak ${mib(last.server.maxRss)} MiB`,
-    );
-  }
+  const peak = (rs: Row[]): number => Math.max(...rs.map((r) => r.server.maxRss));
+  console.log(`  server peak RSS: fast ${mib(peak(fast))} MiB, ts-proto ${mib(peak(tsProto))} MiB`);
 }
 
 function verdicts(rows: Row[]): void {
-  console.log('\ntargets (issue 7), over gRPC from the native client:');
   const met = (ok: boolean): string => (ok ? 'MET' : 'MISSED');
-  for (const n of Object.keys(TARGET_P99_MS)) {
-    const r = rows.find((row) => row.scenario === 'repeat' && row.n === Number(n));
-    if (r && r.floor.length > 0) {
+  for (const codec of CODECS) {
+    const rs = rows.filter((r) => r.codec === codec);
+    console.log(`\ntargets (issue 12), through the Go client, codec ${codec}:`);
+    for (const r of rs) {
+      const target = r.c.targetP99Ms;
+      if (target === undefined) continue;
+      const p99 = r.go.latencyMs?.p99;
       console.log(
-        `  transport floor at ${n.padStart(4)} clusters (no work, same bytes): p50 ${ms(percentile(r.floor, 50))} / p99 ${ms(percentile(r.floor, 99))} ms`,
+        `  ${r.c.family} call (${r.c.scenario}) at ${String(r.c.n)} clusters: p99 ${p99 === undefined ? goCell(r.go) : `${ms(p99)} ms`} (target <= ${String(target)} ms) ${met(p99 !== undefined && p99 <= target)}`,
       );
     }
-  }
-  for (const scenario of SCENARIO_NAMES) {
-    for (const [n, target] of Object.entries(TARGET_P99_MS)) {
-      const r = rows.find((row) => row.scenario === scenario && row.n === Number(n));
-      if (!r) continue;
-      const p99 = percentile(r.native, 99);
+    for (const r of rs) {
+      if (r.responseBytes >= GO_RECEIVE_LIMIT) {
+        console.log(
+          `  ${r.c.family} ${r.c.scenario} at ${String(r.c.n)}: response ${String(r.responseBytes)} bytes >= 4 MiB: Crossplane refuses it`,
+        );
+      }
+    }
+    if (rs.some((r) => r.c.n >= TARGET_RSS.clusters)) {
+      const peak = Math.max(...rs.map((r) => r.server.maxRss)) / MiB;
       console.log(
-        `  ${scenario.padEnd(8)} p99 at ${n.padStart(4)} clusters: ${ms(p99)} ms (target <= ${String(target)} ms) ${met(p99 <= target)}`,
+        `  server peak RSS through ${String(TARGET_RSS.clusters)} clusters: ${peak.toFixed(0)} MiB (target <= ${String(TARGET_RSS.mib)} MiB) ${met(peak <= TARGET_RSS.mib)}`,
       );
     }
-    const r100 = rows.find((r) => r.scenario === scenario && r.n === 100);
-    const r1000 = rows.find((r) => r.scenario === scenario && r.n === 1000);
-    if (r100 && r1000) {
-      const ratio = percentile(r1000.native, 50) / percentile(r100.native, 50);
-      console.log(
-        `  ${scenario.padEnd(8)} scaling 1000/100: ${ratio.toFixed(1)} (linear: <= 10, with slack to 12) ${met(ratio <= 12)}`,
-      );
-    }
-  }
-  if (rows.some((r) => r.n === 1000)) {
-    const peak = Math.max(...rows.map((r) => r.server.maxRss)) / MiB;
-    console.log(
-      `  server peak RSS through 1000 clusters: ${peak.toFixed(0)} MiB (target <= ${String(TARGET_RSS_MIB)} MiB) ${met(peak <= TARGET_RSS_MIB)}`,
-    );
   }
 }
 
@@ -255,29 +277,15 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(' ');
   console.log(
-    `bench:compose  sizes ${SIZES.join(',')}  scenarios ${SCENARIOS.join(',')}  load average at start: ${load()}`,
+    `bench:compose  families ${FAMILIES.join(',')}  sizes ${SIZES.join(',')}  scenarios ${SCENARIOS.join(',')}  codecs ${CODECS.join(',')}  load average at start: ${load()}`,
   );
-  const fast = await measure('fast', SCENARIOS);
-  report('fast', fast);
-  const largest = Math.max(...SIZES);
-  const floor = await memoryFloor(largest);
-  console.log(
-    `memory floor: a process answering the ${String(largest)}-cluster request with fixed bytes and doing nothing else peaks at ${mib(floor.maxRss)} MiB RSS`,
-  );
-  if (COMPARE) {
-    const tsProto = await measure('ts-proto', ['repeat']);
-    report('ts-proto', tsProto);
-    console.log('\nspeed-up, ts-proto codec p50 / fast codec p50 (repeat; grpc-js client):');
-    for (const r of fast.filter((row) => row.scenario === 'repeat')) {
-      const t = tsProto.find((x) => x.n === r.n);
-      if (!t) continue;
-      console.log(
-        `  ${String(r.n).padStart(5)} clusters: in-process ${(percentile(t.inProcess, 50) / percentile(r.inProcess, 50)).toFixed(1)}x, gRPC ${(percentile(t.grpcJs, 50) / percentile(r.grpcJs, 50)).toFixed(1)}x`,
-      );
-    }
-  }
-  verdicts(fast);
-  console.log(`load average at end: ${load()} (2 cores; figures above ~2 are contended)`);
+  const cases = benchCases(FAMILIES, SIZES, SCENARIOS);
+  const rows: Row[] = [];
+  for (const codec of CODECS) rows.push(...(await measure(codec, cases)));
+  report(rows);
+  compareCodecs(rows);
+  verdicts(rows);
+  console.log(`\nload average at end: ${load()} (2 cores; figures above ~2 are contended)`);
 }
 
 await main();
