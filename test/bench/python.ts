@@ -14,12 +14,12 @@
 // does for ours. The APIs differ: the Python function composes 3 Objects per cluster (claim,
 // Job, token Secret), this one 7 (namespace, claim, Secret copy, Job, and the Job's
 // ServiceAccount, Role and RoleBinding for progress reports), so its requests are larger; the
-// request sizes are printed beside the times. Both servers are called by the same native gRPC
-// client (grpcio's C transport: test/bench/native-client.ts), in alternating turns, with requests
-// encoded once up front, so both see the same client and the same machine load. This repeats one request
-// (a poll where nothing changed), which lets this Function reuse what it composed for unchanged
-// clusters (modelcache/cluster-memo.ts); BENCH_COLD=1 makes every call differ in every cluster's
-// Job progress instead, so nothing is reused.
+// request sizes are printed beside the times. Both servers are called by the same client, a Go
+// program configured as Crossplane v2.3.4's (test/bench/go-client.ts: grpc-go, 4 MiB receive
+// limit, each request marshalled afresh on every call), in alternating turns, so both see the
+// same client and the same machine load, and pay Crossplane's own codec as they would under it.
+// This repeats one request (a poll where nothing changed); BENCH_COLD=1 makes every call differ
+// in every cluster's Job progress instead.
 //
 // Env: BENCH_SIZES=10,100   BENCH_ITERATIONS=300   MODELPLANE_REPO=/path/to/modelplane/.git
 import {
@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { scenarioRequests } from './compose-scenario.js';
-import { nativeLatencies } from './native-client.js';
+import { goCall, type CallError } from './go-client.js';
 import { newRawClient, type RawClient } from './raw-client.js';
 import { forkServer } from './server-launch.js';
 import { percentile } from './stats.js';
@@ -327,19 +327,32 @@ async function main(): Promise<void> {
       const ourRsp = await ourClient.call(ourBytes);
       const pyObjects = checkResponse('Python', pyRsp, n);
       const ourObjects = checkResponse('TypeScript', ourRsp, n);
-      // One native client process per server and turn: a grpcio client holding a channel to each
-      // server measured the second ~2 ms slower at 100 clusters than one holding a channel to it
-      // alone (its channels share the interpreter). Turns alternate so both see the same load.
+      // One client process per server and turn, each with its own connection; turns alternate
+      // so both see the same load.
       const targets = {
         py: { address: `127.0.0.1:${String(py.port)}`, requests: [pyBytes] },
         ts: { address: `127.0.0.1:${String(ours.port)}`, requests: ourRequests },
       };
       const times: Record<'py' | 'ts', number[]> = { py: [], ts: [] };
+      const errors: Record<'py' | 'ts', CallError[]> = { py: [], ts: [] };
       const perTurn = Math.ceil(ITERATIONS / TURNS);
       for (let turn = 0; turn < TURNS; turn++) {
         for (const who of ['py', 'ts'] as const) {
           const { address, requests } = targets[who];
-          times[who].push(...(await nativeLatencies(address, requests, WARMUP_PER_TURN, perTurn)));
+          const r = await goCall(address, requests, {
+            warmup: WARMUP_PER_TURN,
+            iterations: perTurn,
+            samples: true,
+          });
+          times[who].push(...(r.samples ?? []));
+          errors[who].push(...r.errors);
+        }
+      }
+      for (const who of ['py', 'ts'] as const) {
+        for (const e of errors[who]) {
+          rows.push(
+            `${' '.repeat(8)}  ${who === 'py' ? 'Python' : 'TypeScript'} at ${String(n)} clusters: ${e.code}: ${e.message} (${String(e.count)} calls)`,
+          );
         }
       }
       const p = (who: 'py' | 'ts', q: number): number => percentile(times[who], q);
