@@ -58,10 +58,6 @@ export const REQUIRE_PARENT_CACHE = 'cache';
 export const REQUIRE_CLUSTER = 'inference-cluster';
 export const REQUIRE_PROVIDER_CONFIG = 'provider-config';
 
-/** On each ModelCacheReplica: the cache and cluster it serves, so `kubectl get -l` finds them. */
-export const LABEL_CACHE = `${API_GROUP}/cache`;
-export const LABEL_CLUSTER = `${API_GROUP}/cluster`;
-
 /** Per-cluster lifecycle of a cache, in the order a healthy cluster walks it. */
 export const PHASES = ['Pending', 'Hydrating', 'Ready', 'Failed'] as const;
 export type Phase = (typeof PHASES)[number];

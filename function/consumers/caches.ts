@@ -21,13 +21,15 @@ export interface CacheView {
   clusters: Map<string, CacheClusterView> | undefined;
 }
 
+// A ModelCache's entries are compact ({name, phase, reason}) with the claim named once at the
+// top of its status; an entry naming its own claim (status written before replicas) wins.
 const clusterEntry = z.object({
   name: z.string(),
   phase: z.enum(PHASES),
   reason: z.string().default(''),
   message: z.string().default(''),
-  namespace: z.string(),
-  claimName: z.string(),
+  namespace: z.string().optional(),
+  claimName: z.string().optional(),
 });
 
 /** Read a required ModelCache leniently: a malformed status entry is ignored, never fatal. */
@@ -36,15 +38,20 @@ export function cacheView(raw: Json): CacheView {
   const kind = ARTIFACT_KINDS.find((k) => k === kindRaw);
   const status = raw['status'];
   const list = (status as { clusters?: unknown } | undefined)?.clusters;
+  const namespace = stringAt(status, 'namespace');
+  const claimName = stringAt(status, 'claimName');
   let clusters: Map<string, CacheClusterView> | undefined;
   if (Array.isArray(list)) {
     clusters = new Map();
     for (const entry of list) {
       const parsed = clusterEntry.safeParse(entry);
-      if (parsed.success) {
-        const { name, ...rest } = parsed.data;
-        clusters.set(name, rest);
-      }
+      if (!parsed.success) continue;
+      const { name, ...rest } = parsed.data;
+      const ns = rest.namespace ?? namespace;
+      const claim = rest.claimName ?? claimName;
+      // Without a claim to mount the entry is no use to a consumer: as if not reported.
+      if (ns === undefined || claim === undefined) continue;
+      clusters.set(name, { ...rest, namespace: ns, claimName: claim });
     }
   }
   return {
@@ -67,6 +74,11 @@ export type CacheBlock =
       message: string;
     }
   | { reason: 'NotMatchedByCache'; keepsRunning: false; message: string };
+
+/** ": <message>" when the entry carries one; compact entries leave it on the replica. */
+function detail(message: string): string {
+  return message === '' ? '; its ModelCacheReplica says why' : `: ${message}`;
+}
 
 export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | undefined {
   if (cache.clusters === undefined) {
@@ -99,12 +111,12 @@ export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | unde
         ? {
             reason: 'NoRWXStorageClass',
             keepsRunning: true,
-            message: `cache ${cache.name} cannot stage on cluster ${cluster}: ${entry.message}`,
+            message: `cache ${cache.name} cannot stage on cluster ${cluster}${detail(entry.message)}`,
           }
         : {
             reason: 'CacheFailed',
             keepsRunning: true,
-            message: `cache ${cache.name} failed on cluster ${cluster} (${entry.reason}): ${entry.message}`,
+            message: `cache ${cache.name} failed on cluster ${cluster} (${entry.reason})${detail(entry.message)}`,
           };
     default: {
       const unreachable: never = entry.phase;

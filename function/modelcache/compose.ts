@@ -8,14 +8,12 @@ import {
   CONDITION_ARTIFACT_READY,
   CONDITION_CLUSTERS_MATCHED,
   KIND_MODEL_CACHE_REPLICA,
-  LABEL_CACHE,
-  LABEL_CLUSTER,
   REASON,
   REQUIRE_CLUSTERS,
 } from '../constants.js';
 import { describeIssues, previousConditions, type CoreRequest, type CoreResult } from '../core.js';
 import type { ProviderConfigRef } from '../api/inferencecluster.js';
-import { asJson, at, stringAt, type Json } from '../k8s/object.js';
+import { asJson, stringAt, type Json } from '../k8s/object.js';
 import { cacheModel, replicaName } from './cache-model.js';
 import type { CacheModel } from './model.js';
 import {
@@ -41,10 +39,9 @@ function desiredReplica(
   return {
     apiVersion: API_VERSION,
     kind: KIND_MODEL_CACHE_REPLICA,
-    metadata: {
-      name: replicaName(cache.name, cluster),
-      labels: { [LABEL_CACHE]: cache.name, [LABEL_CLUSTER]: cluster },
-    },
+    // No labels of our own: Crossplane labels every composed resource with
+    // crossplane.io/composite=<cache>, and each byte here is paid once per cluster per call.
+    metadata: { name: replicaName(cache.name, cluster) },
     spec: {
       cacheRef: { name: cache.name },
       cluster,
@@ -59,25 +56,14 @@ function desiredReplica(
 /**
  * An observed replica, echoed as this core last asked for it. Crossplane's own fields
  * (spec.crossplane: composition and resource refs) belong to the replica's reconciler and are
- * never sent back; only our labels are, so holding one changes nothing about it.
+ * never sent back, so holding one changes nothing about it.
  */
 function holdReplica(observed: Json | undefined): Json | undefined {
   const spec = asJson(observed?.['spec']);
   const name = stringAt(observed, 'metadata', 'name');
   if (spec === undefined || name === undefined) return undefined;
   const { crossplane: _theirs, ...ours } = spec;
-  const labels = asJson(at(observed, 'metadata', 'labels')) ?? {};
-  const kept: Record<string, string> = {};
-  for (const k of [LABEL_CACHE, LABEL_CLUSTER]) {
-    const v = labels[k];
-    if (typeof v === 'string') kept[k] = v;
-  }
-  return {
-    apiVersion: API_VERSION,
-    kind: KIND_MODEL_CACHE_REPLICA,
-    metadata: { name, labels: kept },
-    spec: ours,
-  };
+  return { apiVersion: API_VERSION, kind: KIND_MODEL_CACHE_REPLICA, metadata: { name }, spec: ours };
 }
 
 /**

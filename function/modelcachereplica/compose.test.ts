@@ -1,41 +1,76 @@
 import { describe, expect, it } from 'vitest';
-import { REQUIRE_CLUSTERS, REQUIRE_CLUSTER_PROVIDER_CONFIGS } from '../constants.js';
-import type { CoreRequest } from '../core.js';
+import {
+  API_VERSION,
+  REQUIRE_CLUSTER,
+  REQUIRE_PARENT_CACHE,
+  REQUIRE_PROVIDER_CONFIG,
+} from '../constants.js';
+import { isFatal, type CoreRequest, type CoreResponse } from '../core.js';
 import type { Json } from '../k8s/object.js';
 import * as f from '../../test/support/fixtures.js';
 import { golden, wire } from '../../test/support/golden.js';
-import { composeModelCache } from './compose.js';
+import { composeModelCacheReplica } from './compose.js';
 
 const NFS = { storageClassName: 'nfs-rwx', classExists: true };
+const US_EAST = f.inferenceClusterXR('us-east', NFS);
+const HF = f.modelCache(f.HF_WEIGHTS);
+
+function compose(req: CoreRequest): CoreResponse {
+  const res = composeModelCacheReplica(req);
+  if (isFatal(res)) throw new Error(res.fatal);
+  return res;
+}
 
 /** Compose once with nothing observed, then observe the given resources and compose again. */
 function withObserved(
   req: CoreRequest,
   pick: (desired: Record<string, Json>) => Record<string, Json>,
+  status?: (first: CoreResponse) => Json,
 ): CoreRequest {
-  const first = composeModelCache(req);
-  if ('fatal' in first) throw new Error(first.fatal);
-  return { ...req, observed: pick(first.resources) };
+  const first = compose(req);
+  return {
+    ...req,
+    composite: { ...req.composite, ...(status ? { status: status(first) } : {}) },
+    observed: pick(first.resources),
+  };
 }
 
-function key(resources: Record<string, Json>, prefix: string): Json {
-  const k = Object.keys(resources).find((r) => r.startsWith(prefix));
-  if (k === undefined) throw new Error(`no desired resource ${prefix}*`);
-  return resources[k] as Json;
+function jobKey(resources: Record<string, Json>): string {
+  const k = Object.keys(resources).find((r) => r.startsWith('fetch-'));
+  if (k === undefined) throw new Error('no desired prefetch Job');
+  return k;
+}
+
+function get(resources: Record<string, Json>, key: string): Json {
+  const r = resources[key];
+  if (r === undefined) throw new Error(`no desired resource ${key}`);
+  return r;
+}
+
+/** The PVC Bound and the Job in the given state, observed after a first call. */
+function bound(req: CoreRequest, job: f.JobObservation): CoreRequest {
+  return withObserved(
+    req,
+    (d) => ({
+      pvc: f.pvcObserved(get(d, 'pvc'), 'Bound', 'uid-1'),
+      [jobKey(d)]: f.jobObserved(get(d, jobKey(d)), job),
+    }),
+    (first) => first.status,
+  );
 }
 
 const cases: { name: string; reason: string; req: CoreRequest }[] = [
   {
     name: 'hf-weights-fresh',
     reason:
-      'a new cache on one cluster composes namespace, RWX claim, credential copy and prefetch Job; Pending until the claim binds',
-    req: f.request(f.modelCache(f.HF_WEIGHTS), [f.inferenceClusterXR('us-east', NFS)]),
+      'a new replica composes namespace, RWX claim, credential copy, reporter RBAC and prefetch Job; Pending until the claim binds',
+    req: f.replicaRequest(HF, US_EAST),
   },
   {
     name: 's3-private-endpoint',
     reason:
       'an S3-compatible source copies the whole credential Secret and passes region and endpoint in the plan',
-    req: f.request(
+    req: f.replicaRequest(
       f.modelCache({
         artifact: {
           kind: 'Weights',
@@ -50,13 +85,13 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
         },
         storage: { pvc: { sizeGiB: 20, storageClassName: 'cephfs' } },
       }),
-      [f.inferenceClusterXR('eu-west', NFS)],
+      f.inferenceClusterXR('eu-west', NFS),
     ),
   },
   {
     name: 'http-bytes-bearer',
     reason: 'an HTTP source stages one file under its URL name with a checksum and a bearer token',
-    req: f.request(
+    req: f.replicaRequest(
       f.modelCache({
         artifact: {
           kind: 'Bytes',
@@ -70,14 +105,14 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
         },
         storage: { pvc: { sizeGiB: 1 } },
       }),
-      [f.inferenceClusterXR('us-east', NFS)],
+      US_EAST,
     ),
   },
   {
     name: 'inline-tokenizer',
     reason:
       'inline files travel in a ConfigMap with positional keys mapped back to their paths; the claim is sized 1 GiB',
-    req: f.request(
+    req: f.replicaRequest(
       f.modelCache(
         {
           artifact: {
@@ -95,184 +130,266 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
         },
         { name: 'tok' },
       ),
-      [f.inferenceClusterXR('us-east', NFS)],
+      US_EAST,
     ),
   },
   {
     name: 'configmap-bytes',
     reason:
       'a ConfigMap source is copied to the cluster by provider-kubernetes, never read by the Function',
-    req: f.request(
+    req: f.replicaRequest(
       f.modelCache(
-        {
-          artifact: {
-            kind: 'Bytes',
-            source: { configMap: { name: 'prompts', items: ['system.txt'] } },
-          },
-        },
+        { artifact: { kind: 'Bytes', source: { configMap: { name: 'prompts', items: ['system.txt'] } } } },
         { name: 'prompts' },
       ),
-      [f.inferenceClusterXR('us-east', NFS)],
+      US_EAST,
     ),
   },
   {
     name: 'no-storage-class',
     reason: 'a cluster without an RWX class fails fast with NoRWXStorageClass and composes nothing',
-    req: f.request(f.modelCache(f.HF_WEIGHTS), [f.inferenceClusterXR('edge-1')]),
+    req: f.replicaRequest(HF, f.inferenceClusterXR('edge-1')),
   },
   {
     name: 'storage-class-absent',
     reason: 'a class the InferenceCluster observed to be absent fails fast',
-    req: f.request(f.modelCache(f.HF_WEIGHTS), [
+    req: f.replicaRequest(
+      HF,
       f.inferenceClusterXR('edge-1', { storageClassName: 'nfs-rwx', classExists: false }),
-    ]),
-  },
-  {
-    name: 'provider-config-missing',
-    reason: 'a provider config that does not exist fails fast with its own reason',
-    req: ((): CoreRequest => {
-      const r = f.request(f.modelCache(f.HF_WEIGHTS), [f.inferenceClusterXR('us-east', NFS)]);
-      r.required[REQUIRE_CLUSTER_PROVIDER_CONFIGS] = [];
-      return r;
-    })(),
-  },
-  {
-    name: 'no-clusters',
-    reason: 'no matching cluster: ClustersMatched False and the XR is not Ready',
-    req: f.request(
-      f.modelCache({ ...f.HF_WEIGHTS, clusterSelector: { matchLabels: { region: 'mars' } } }),
-      [],
     ),
   },
   {
-    name: 'requirements-unresolved',
-    reason: 'the first call asks for clusters and provider configs and composes nothing new',
-    req: { composite: f.modelCache(f.HF_WEIGHTS), observed: {}, required: {}, input: undefined },
+    name: 'provider-config-missing',
+    reason: 'a provider config Crossplane listed as absent fails fast with its own reason',
+    req: f.replicaRequest(HF, US_EAST, { providerConfigs: [] }),
   },
   {
     name: 'existing-pvc-bound',
     reason: 'ExistingPVC only observes the named claim and is Ready once it is Bound',
     req: withObserved(
-      f.request(
+      f.replicaRequest(
         f.modelCache({
           artifact: { kind: 'Weights', source: { huggingFace: { repo: 'org/m' } } },
           storage: { backend: 'ExistingPVC', existingPVC: { claimName: 'shared-weights' } },
         }),
-        [f.inferenceClusterXR('us-east', NFS)],
+        US_EAST,
       ),
-      (d) => ({ 'us-east/pvc': f.pvcObserved(key(d, 'us-east/pvc'), 'Bound') }),
+      (d) => ({ pvc: f.pvcObserved(get(d, 'pvc'), 'Bound') }),
     ),
   },
   {
-    name: 'three-clusters-mixed',
-    reason:
-      'per-cluster phases aggregate into summary and conditions: one hydrating with progress, one failed, one pending',
-    req: withObserved(
-      f.request(f.modelCache(f.HF_WEIGHTS), [
-        f.inferenceClusterXR('us-west', NFS),
-        f.inferenceClusterXR('us-east', NFS),
-        f.inferenceClusterXR('eu-west', NFS),
-      ]),
-      (d) => ({
-        'us-east/pvc': f.pvcObserved(key(d, 'us-east/pvc'), 'Bound'),
-        [Object.keys(d).find((k) => k.startsWith('us-east/fetch-')) ?? '']: f.jobObserved(
-          key(d, 'us-east/fetch-'),
-          { state: 'running', done: 5 * 2 ** 30, total: 16 * 2 ** 30 },
-        ),
-        'eu-west/pvc': f.pvcObserved(key(d, 'eu-west/pvc'), 'Bound'),
-        [Object.keys(d).find((k) => k.startsWith('eu-west/fetch-')) ?? '']: f.jobObserved(
-          key(d, 'eu-west/fetch-'),
-          { state: 'failed', error: 'model.safetensors: sha256 mismatch' },
-        ),
-      }),
-    ),
+    name: 'hydrating-with-progress',
+    reason: 'a running Job that reports bytes makes the replica Hydrating with progress',
+    req: bound(f.replicaRequest(HF, US_EAST), {
+      state: 'running',
+      done: 5 * 2 ** 30,
+      total: 16 * 2 ** 30,
+    }),
+  },
+  {
+    name: 'fetch-failed',
+    reason: 'a failed Job is FetchFailed with the fetch program error and how to retry',
+    req: bound(f.replicaRequest(HF, US_EAST), {
+      state: 'failed',
+      error: 'model.safetensors: sha256 mismatch',
+    }),
+  },
+  {
+    name: 'staged',
+    reason: 'a complete Job makes the replica Ready/Staged at the resolved revision',
+    req: bound(f.replicaRequest(HF, US_EAST), { state: 'complete', revision: '0e9e39f2' }),
   },
 ];
 
-describe('composeModelCache: whole responses', () => {
+describe('composeModelCacheReplica: whole responses', () => {
   it.each(cases)('$name: $reason', ({ name, req }) => {
-    const actual = wire(composeModelCache(req));
-    expect(actual).toEqual(golden(`modelcache/${name}`, actual));
+    const actual = wire(composeModelCacheReplica(req));
+    expect(actual).toEqual(golden(`modelcachereplica/${name}`, actual));
   });
 });
 
-describe('composeModelCache: bad input is fatal and names the field', () => {
-  const bad: { reason: string; spec: Json; fatal: string }[] = [
+/** A replica Ready for the current identity, with its claim and Job observed. */
+function readyReplica(): CoreRequest {
+  const staged = bound(f.replicaRequest(HF, US_EAST), { state: 'complete', revision: 'abc' });
+  return { ...staged, composite: { ...staged.composite, status: compose(staged).status } };
+}
+
+describe('composeModelCacheReplica: transient inputs hold everything as observed', () => {
+  const ready = readyReplica();
+  const held = compose({ ...ready, required: {} });
+  const holds: { reason: string; req: CoreRequest; inputs: string }[] = [
     {
-      reason: 'two sources set',
-      spec: {
-        artifact: {
-          kind: 'Weights',
-          source: { huggingFace: { repo: 'a/b' }, s3: { uri: 's3://bkt/x' } },
+      reason: 'requirements not resolved yet',
+      req: { ...ready, required: {} },
+      inputs: 'Resolving',
+    },
+    {
+      reason: 'the parent ModelCache is not listed (being deleted)',
+      req: { ...ready, required: { ...ready.required, [REQUIRE_PARENT_CACHE]: [] } },
+      inputs: 'CacheUnavailable',
+    },
+    {
+      reason: 'the parent spec does not parse',
+      req: {
+        ...ready,
+        required: {
+          ...ready.required,
+          [REQUIRE_PARENT_CACHE]: [f.modelCache({ artifact: { kind: 'Weights' } })],
         },
-        storage: { pvc: { sizeGiB: 1 } },
       },
-      fatal:
-        'invalid ModelCache: spec.artifact.source: exactly one of huggingFace, s3, http, inline, configMap must be set (found huggingFace, s3)',
+      inputs: 'CacheUnavailable',
     },
     {
-      reason: 'Weights from inline text',
-      spec: { artifact: { kind: 'Weights', source: { inline: { files: { a: 'b' } } } } },
-      fatal:
-        'invalid ModelCache: spec.artifact.source.inline: inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights',
-    },
-    {
-      reason: 'remote source without a size',
-      spec: { artifact: { kind: 'Weights', source: { huggingFace: { repo: 'a/b' } } } },
-      fatal:
-        'invalid ModelCache: spec.storage.pvc.sizeGiB: is required for huggingFace sources: the volume is sized before the download starts',
-    },
-    {
-      reason: 'a v0.2 artifact kind',
-      spec: {
-        artifact: { kind: 'Adapter', source: { huggingFace: { repo: 'a/b' } } },
-        storage: { pvc: { sizeGiB: 1 } },
+      reason: 'the parent carries a refetch token the replica spec does not have yet',
+      req: {
+        ...ready,
+        required: {
+          ...ready.required,
+          [REQUIRE_PARENT_CACHE]: [
+            f.modelCache(f.HF_WEIGHTS, { annotations: { 'modelplane.ai/refetch': '2' } }),
+          ],
+        },
       },
-      fatal:
-        'invalid ModelCache: spec.artifact.kind: Adapter artifacts arrive in v0.2; v0.1 stages Weights, Tokenizer or Bytes',
+      inputs: 'IdentityMismatch',
     },
     {
-      reason: 'a relative mount path',
-      spec: { ...f.HF_WEIGHTS, mount: { path: 'mnt/model' } },
-      fatal: 'invalid ModelCache: spec.mount.path: must be an absolute path',
+      reason: 'the InferenceCluster is malformed',
+      req: {
+        ...ready,
+        required: {
+          ...ready.required,
+          [REQUIRE_CLUSTER]: [{ metadata: { name: 'us-east' }, spec: { providerConfigRef: {} } }],
+        },
+      },
+      inputs: 'InvalidInferenceCluster',
+    },
+    {
+      reason: 'the InferenceCluster is not listed',
+      req: { ...ready, required: { ...ready.required, [REQUIRE_CLUSTER]: [] } },
+      inputs: 'InvalidInferenceCluster',
+    },
+    {
+      reason: 'the provider config was renamed and the replica spec is not updated yet',
+      req: {
+        ...ready,
+        required: {
+          ...ready.required,
+          [REQUIRE_CLUSTER]: [
+            f.inferenceClusterXR('us-east', {
+              ...NFS,
+              providerConfig: { kind: 'ClusterProviderConfig', name: 'us-east-2' },
+            }),
+          ],
+        },
+      },
+      inputs: 'Resolving',
+    },
+    {
+      reason: 'the provider config is not listed yet',
+      req: {
+        ...ready,
+        required: { ...ready.required, [REQUIRE_PROVIDER_CONFIG]: undefined },
+      },
+      inputs: 'Resolving',
     },
   ];
-  it.each(bad)('$reason', ({ spec, fatal }) => {
-    expect(composeModelCache(f.request(f.modelCache(spec), []))).toEqual({ fatal });
+  it.each(holds)('$reason: Objects echoed, Ready latch kept', ({ req, inputs }) => {
+    const res = compose(req);
+    expect(res.resources).toEqual(held.resources);
+    expect(res.status).toEqual(ready.composite['status']);
+    expect(res.ready).toBe(true);
+    expect(res.events).toEqual([]);
+    expect(res.conditions[0]).toMatchObject({ type: 'InputsObserved', status: 'False', reason: inputs });
+    expect(res.conditions[1]).toEqual({
+      type: 'ArtifactReady',
+      status: 'True',
+      reason: 'Staged',
+      message: (ready.composite['status'] as Json)['message'],
+    });
+  });
+
+  it('holds the credential copy out: an echoed Secret copy could carry its value', () => {
+    const hydrating = bound(f.replicaRequest(HF, US_EAST), { state: 'running' });
+    const first = compose(f.replicaRequest(HF, US_EAST));
+    const observed = { ...hydrating.observed, credentials: f.synced(get(first.resources, 'credentials')) };
+    const res = compose({ ...hydrating, observed, required: {} });
+    expect(Object.keys(res.resources).sort()).toEqual(['fetch-89d2e539', 'pvc']);
+  });
+
+  it('a FetchFailed latch survives a malformed InferenceCluster and is not retried', () => {
+    const failed = bound(f.replicaRequest(HF, US_EAST), { state: 'failed', error: 'boom' });
+    const latched = { ...failed, composite: { ...failed.composite, status: compose(failed).status } };
+    const broken = compose({
+      ...latched,
+      required: { ...latched.required, [REQUIRE_CLUSTER]: [{ metadata: { name: 'us-east' } }] },
+    });
+    expect(broken.status).toEqual(latched.composite['status']);
+    const after = compose(latched);
+    expect(after.status).toEqual(latched.composite['status']);
+    expect(Object.keys(after.resources).filter((k) => k.startsWith('reporter-'))).toEqual([]);
+  });
+
+  it('a replica that never reported and whose InferenceCluster is malformed fails with the reason', () => {
+    const res = compose({
+      ...f.replicaRequest(HF, US_EAST),
+      required: {
+        ...f.replicaRequest(HF, US_EAST).required,
+        [REQUIRE_CLUSTER]: [{ metadata: { name: 'us-east' }, spec: {} }],
+      },
+    });
+    expect(wire(res.status)).toEqual({
+      phase: 'Failed',
+      reason: 'InvalidInferenceCluster',
+      message: 'InferenceCluster us-east is invalid: spec.providerConfigRef: Invalid input: expected object, received undefined',
+      namespace: 'team-a',
+      claimName: 'modelcache-llama',
+      identity: (f.replicaRequest(HF, US_EAST).composite['spec'] as Json)['identity'],
+    });
+    expect(res.resources).toEqual({});
+    expect(res.ready).toBe(false);
   });
 });
 
-describe('composeModelCache: requirements', () => {
-  it('selects InferenceClusters by the cache selector and lists provider configs, identically on every call', () => {
-    const xr = f.modelCache({ ...f.HF_WEIGHTS, clusterSelector: { matchLabels: { gpu: 'h100' } } });
-    const first = composeModelCache({
-      composite: xr,
-      observed: {},
-      required: {},
-      input: undefined,
-    });
-    const second = composeModelCache(
-      f.request(xr, [f.inferenceClusterXR('a', { ...NFS, labels: { gpu: 'h100' } })]),
-    );
-    if ('fatal' in first || 'fatal' in second) throw new Error('unexpected fatal');
+describe('composeModelCacheReplica: requirements follow from its own spec', () => {
+  it('asks for its parent, its InferenceCluster and its provider config by name, the same on every call', () => {
+    const req = f.replicaRequest(HF, US_EAST);
+    const first = compose({ ...req, required: {} });
+    const second = compose(req);
     expect(first.requirements).toEqual({
-      [REQUIRE_CLUSTERS]: {
-        apiVersion: 'modelplane.ai/v1alpha1',
-        kind: 'InferenceCluster',
-        matchLabels: { gpu: 'h100' },
+      [REQUIRE_PARENT_CACHE]: {
+        apiVersion: API_VERSION,
+        kind: 'ModelCache',
+        matchName: 'llama',
+        namespace: 'team-a',
       },
-      [REQUIRE_CLUSTER_PROVIDER_CONFIGS]: {
+      [REQUIRE_CLUSTER]: { apiVersion: API_VERSION, kind: 'InferenceCluster', matchName: 'us-east' },
+      [REQUIRE_PROVIDER_CONFIG]: {
         apiVersion: 'kubernetes.m.crossplane.io/v1alpha1',
         kind: 'ClusterProviderConfig',
-        matchLabels: {},
-      },
-      'provider-configs': {
-        apiVersion: 'kubernetes.m.crossplane.io/v1alpha1',
-        kind: 'ProviderConfig',
-        matchLabels: {},
-        namespace: 'team-a',
+        matchName: 'us-east',
       },
     });
     expect(second.requirements).toEqual(first.requirements);
+  });
+});
+
+describe('composeModelCacheReplica: bad input is fatal and names the field', () => {
+  const bad: { reason: string; spec: Json; fatal: string }[] = [
+    {
+      reason: 'no cluster',
+      spec: { cacheRef: { name: 'llama' }, identity: 'a'.repeat(64) },
+      fatal: 'invalid ModelCacheReplica: spec.cluster: Invalid input: expected string, received undefined',
+    },
+    {
+      reason: 'an identity that is not a sha256',
+      spec: { cacheRef: { name: 'llama' }, cluster: 'us-east', identity: 'xyz' },
+      fatal: 'invalid ModelCacheReplica: spec.identity: must be 64 lowercase hex digits',
+    },
+  ];
+  it.each(bad)('$reason', ({ spec, fatal }) => {
+    const req = f.replicaRequest(HF, US_EAST);
+    expect(composeModelCacheReplica({ ...req, composite: { ...req.composite, spec } })).toEqual({
+      fatal,
+    });
   });
 });

@@ -6,12 +6,16 @@ import {
   ANNOTATION_FETCH_ERROR,
   ANNOTATION_RESOLVED_REVISION,
   API_VERSION,
+  REQUIRE_CLUSTER,
   REQUIRE_CLUSTERS,
   REQUIRE_CLUSTER_PROVIDER_CONFIGS,
+  REQUIRE_PARENT_CACHE,
+  REQUIRE_PROVIDER_CONFIG,
   REQUIRE_PROVIDER_CONFIGS,
 } from '../../function/constants.js';
-import type { CoreRequest } from '../../function/core.js';
+import { isFatal, type CoreRequest } from '../../function/core.js';
 import type { Json } from '../../function/k8s/object.js';
+import { composeModelCache } from '../../function/modelcache/compose.js';
 
 export const NS = 'team-a';
 
@@ -204,6 +208,47 @@ export function synced(desired: Json): Json {
   ]);
 }
 
+/**
+ * The ModelCacheReplica a ModelCache composes for one cluster, as Crossplane creates it (the
+ * parent's desired replica, in the parent's namespace), with the status it last wrote.
+ */
+export function modelCacheReplica(cacheXR: Json, clusterXR: Json, status?: Json): Json {
+  const name = String((clusterXR['metadata'] as Json)['name']);
+  const res = composeModelCache(request(cacheXR, [clusterXR]));
+  if (isFatal(res)) throw new Error(res.fatal);
+  const desired = res.resources[name];
+  if (desired === undefined) throw new Error(`the cache composes no replica for ${name}`);
+  return {
+    ...desired,
+    metadata: { ...(desired['metadata'] as Json), namespace: NS },
+    ...(status !== undefined ? { status } : {}),
+  };
+}
+
+/**
+ * A replica's request with its parent, its InferenceCluster and that cluster's provider
+ * config resolved (`providerConfigs: []`: the provider config does not exist).
+ */
+export function replicaRequest(
+  cacheXR: Json,
+  clusterXR: Json,
+  opts: { observed?: Record<string, Json>; status?: Json; providerConfigs?: Json[]; input?: unknown } = {},
+): CoreRequest {
+  const replica = modelCacheReplica(cacheXR, clusterXR, opts.status);
+  const pc = ((clusterXR['status'] as Json | undefined)?.['providerConfigRef'] ??
+    (clusterXR['spec'] as Json)['providerConfigRef']) as Json;
+  return {
+    composite: replica,
+    observed: opts.observed ?? {},
+    required: {
+      [REQUIRE_PARENT_CACHE]: [cacheXR],
+      [REQUIRE_CLUSTER]: [clusterXR],
+      [REQUIRE_PROVIDER_CONFIG]: opts.providerConfigs ?? [clusterProviderConfig(String(pc['name']))],
+    },
+    input: opts.input,
+  };
+}
+
 export function modelDeployment(spec: Json, opts: { name?: string; status?: Json } = {}): Json {
   return {
     apiVersion: API_VERSION,
@@ -239,17 +284,11 @@ export function cacheWithStatus(
     spec: { artifact: { kind }, mount: { path: mountPath } },
     status: {
       mountPath,
+      namespace: NS,
+      claimName: `modelcache-${name}`,
       clusters: Object.entries(phases).map(([cluster, p]) => {
         const [phase, reason] = Array.isArray(p) ? p : [p, defaultReason[p]];
-        return {
-          name: cluster,
-          phase,
-          reason,
-          message: `${phase} (${reason})`,
-          namespace: NS,
-          claimName: `modelcache-${name}`,
-          identity: 'f'.repeat(64),
-        };
+        return { name: cluster, phase, reason };
       }),
     },
   };

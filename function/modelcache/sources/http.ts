@@ -1,4 +1,5 @@
 import { ENV_HTTP_TOKEN } from '../../constants.js';
+import { redactUrls } from '../../contract/redact.js';
 import { tokenCredentials } from './token.js';
 import type { HttpSpec, SourceContext, SourceParts } from './types.js';
 
@@ -25,7 +26,7 @@ export function httpParts(spec: HttpSpec, ctx: SourceContext): SourceParts {
   const path = spec.path ?? httpFileName(spec.url);
   return {
     identity: { url: spec.url, sha256: spec.sha256, path },
-    summary: spec.url,
+    summary: redactUrls(spec.url),
     plan: {
       type: 'http',
       url: spec.url,
