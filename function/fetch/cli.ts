@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 import { AWS_SECRET_KEYS, ENV_FETCH_PLAN } from '../constants.js';
-import { FetchError, describe, redact } from './errors.js';
+import { FetchError, describe, redact, withoutControlCharacters } from './errors.js';
 import { fetchPlan, type FetchPlan } from './plan.js';
 import { reporterFromEnv, type Reporter } from './reporter.js';
 import { DEFAULT_RETRY } from './retry.js';
@@ -17,7 +17,8 @@ export const TERMINATION_LOG = '/dev/termination-log';
 export const MAX_LINE = 2048;
 
 function oneLine(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
+  // No control character survives: the line is shown in status, events and terminals.
+  const flat = withoutControlCharacters(text.replace(/\s+/g, ' ')).trim();
   return flat.length <= MAX_LINE ? flat : `${flat.slice(0, MAX_LINE - 1)}…`;
 }
 
@@ -170,8 +171,10 @@ export async function main(deps: MainDeps): Promise<MainOutcome> {
     );
     return { code: 0, result };
   } catch (err) {
-    const raw = err instanceof FetchError ? err.line() : `unexpected error: ${describe(err)}`;
-    const line = oneLine(redact(raw, secretsIn(env, plan)));
+    const secrets = secretsIn(env, plan);
+    const raw =
+      err instanceof FetchError ? err.line() : `unexpected error: ${describe(err, secrets)}`;
+    const line = oneLine(redact(raw, secrets));
     reporter?.report({ fetchError: line }, true);
     await reporter?.flush();
     await writeTerminationLog(deps.terminationLog ?? TERMINATION_LOG, line);

@@ -1,4 +1,5 @@
 // Errors of the fetch program and how they are classified for retries.
+import { redactUrls } from '../contract/redact.js';
 
 /** A failure the program reports as its final line: names the file (when there is one) and the cause. */
 export class FetchError extends Error {
@@ -133,29 +134,86 @@ export function classify(err: unknown, depth = 0): Retry {
   return cause !== undefined ? classify(cause, depth + 1) : { retry: false };
 }
 
-/** A short, single-line description of a failure, with the socket-level cause when there is one. */
-export function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  let text = err.message;
-  const cause = field(err, 'cause');
-  if (cause instanceof Error && !text.includes(cause.message)) {
-    const code = field(cause, 'code');
-    text += ` (${typeof code === 'string' ? `${code}: ` : ''}${cause.message})`;
-  } else {
-    const code = field(err, 'code');
-    if (typeof code === 'string' && !text.includes(code)) text = `${code}: ${text}`;
+/**
+ * A short, single-line description of a failure, with the socket-level cause when there is
+ * one. Secrets are redacted before whitespace is collapsed: a secret holding a line break no
+ * longer matches itself once the break became a space.
+ */
+export function describe(err: unknown, secrets: readonly string[] = []): string {
+  let text: string;
+  if (!(err instanceof Error)) text = String(err);
+  else {
+    text = err.message;
+    const cause = field(err, 'cause');
+    if (cause instanceof Error && !text.includes(cause.message)) {
+      const code = field(cause, 'code');
+      text += ` (${typeof code === 'string' ? `${code}: ` : ''}${cause.message})`;
+    } else {
+      const code = field(err, 'code');
+      if (typeof code === 'string' && !text.includes(code)) text = `${code}: ${text}`;
+    }
   }
-  return text.replace(/\s+/g, ' ').trim();
+  return redact(text, secrets).replace(/\s+/g, ' ').trim();
 }
 
-/** Strip query strings and userinfo from URLs in a message: signed URLs carry credentials there. */
-export function redactUrls(text: string): string {
-  return text.replace(/\b(https?:\/\/)([^\s/@]*@)?([^\s?#]*)(\?[^\s#]*)?(#\S*)?/g, '$1$3');
+/** Secrets shorter than this are not redacted: they would blank out ordinary words. */
+const MIN_SECRET = 4;
+
+/**
+ * Every form a secret may take by the time it is in a message: as is, trimmed, with its
+ * whitespace collapsed (describe, the final line), each of its lines alone, base64 (an
+ * encoded header echoed back) and JSON-escaped (a log line). Longest first, so a form
+ * containing another is replaced whole.
+ */
+export function secretForms(secret: string): string[] {
+  const forms = new Set<string>();
+  const add = (form: string): void => {
+    if (form.length >= MIN_SECRET) forms.add(form);
+  };
+  add(secret);
+  add(secret.trim());
+  add(secret.replace(/\s+/g, ' ').trim());
+  for (const line of secret.split(/[\r\n]+/)) add(line.trim());
+  const b64 = Buffer.from(secret).toString('base64');
+  add(b64);
+  add(b64.replace(/=+$/, ''));
+  add(JSON.stringify(secret).slice(1, -1));
+  return [...forms].sort((a, b) => b.length - a.length);
 }
 
-/** Replace every known secret value (tokens, keys read from the env) with '***'. */
+/** Replace every form of every known secret (tokens, keys read from the env) with '***'. */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = redactUrls(text);
-  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
+  const forms = secrets.flatMap(secretForms).sort((a, b) => b.length - a.length);
+  for (const f of forms) out = out.split(f).join('***');
   return out;
+}
+
+/** Longest server-chosen phrase (an HTTP reason phrase) a message shows. */
+export const MAX_PHRASE = 64;
+
+/**
+ * Text a server chose, fit to be shown: printable ASCII only (no escape sequences, no line
+ * breaks), whitespace collapsed, at most MAX_PHRASE characters.
+ */
+export function serverPhrase(text: string): string {
+  const clean = text
+    .replace(/[^\x20-\x7e]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return clean.length <= MAX_PHRASE ? clean : `${clean.slice(0, MAX_PHRASE)}…`;
+}
+
+/** C0 controls and DEL: line breaks, NUL, escape sequences. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f]/g;
+
+/** Control characters (CR, LF, NUL…) inside a credential: no header or signature can carry them. */
+export function hasControlCharacter(value: string): boolean {
+  return value.search(CONTROL) >= 0;
+}
+
+/** `text` with every control character removed. */
+export function withoutControlCharacters(text: string): string {
+  return text.replace(CONTROL, '');
 }

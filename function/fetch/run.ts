@@ -226,10 +226,10 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
   const source = await sourceFor(plan.source, opts.env);
   const secrets = source.secrets;
   log.info({ source: source.describe }, 'listing the source');
-  const listing = await withRetry(opts, undefined, (signal) => source.list(signal)).catch(
+  const listing = await withRetry(opts, secrets, undefined, (signal) => source.list(signal)).catch(
     (err: unknown) => {
       // An error about one file names it; any other is about the listing as a whole.
-      const cause = err instanceof FetchError ? err : new FetchError(describe(err));
+      const cause = err instanceof FetchError ? err : new FetchError(describe(err, secrets));
       const message =
         cause.file === undefined ? `listing ${source.describe}: ${cause.message}` : cause.message;
       throw new FetchError(redact(message, secrets), cause.file);
@@ -314,7 +314,7 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
         outcome.failure ??=
           err instanceof FetchError && err.file !== undefined
             ? err
-            : new FetchError(describe(err), file.path);
+            : new FetchError(describe(err, secrets), file.path);
         stop.abort(outcome.failure);
       }
     }
@@ -386,6 +386,7 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
  */
 async function withRetry<T>(
   opts: RunOptions,
+  secrets: readonly string[],
   file: string | undefined,
   attempt: (signal: AbortSignal) => Promise<T>,
   outer?: AbortSignal,
@@ -404,11 +405,11 @@ async function withRetry<T>(
       if (!verdict.retry || failures >= opts.retry.attempts) {
         if (err instanceof FetchError) throw err;
         const suffix = verdict.retry ? ` (gave up after ${failures} attempts)` : '';
-        throw new FetchError(`${describe(err)}${suffix}`, file);
+        throw new FetchError(`${describe(err, secrets)}${suffix}`, file);
       }
       const ms = backoffMs(opts.retry, failures, verdict.afterMs);
       opts.log.warn(
-        { file, attempt: failures, retryInMs: ms, cause: describe(err) },
+        { file, attempt: failures, retryInMs: ms, cause: describe(err, secrets) },
         'transient failure; retrying',
       );
       await wait(ms, signal);
@@ -508,6 +509,7 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
       if (file.size === undefined || st.offset < file.size) {
         await withRetry(
           opts,
+          ctx.source.secrets,
           file.path,
           (signal) => transfer(ctx, file, st, signal),
           ctx.signal,

@@ -15,6 +15,15 @@ import {
 type HttpPlan = Extract<FetchPlanSource, { type: 'http' }>;
 
 export function httpSource(plan: HttpPlan, env: NodeJS.ProcessEnv): Source {
+  // fetch refuses such a URL with a message quoting it whole; say why without the secret.
+  if (URL.canParse(plan.url)) {
+    const parsed = new URL(plan.url);
+    if (parsed.username !== '' || parsed.password !== '') {
+      throw new FetchError(
+        `the URL ${where(plan.url)} carries a user name or password, which is never sent; give a token through the source's Secret instead`,
+      );
+    }
+  }
   const token = tokenFromEnv(plan.tokenEnv, env);
   const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   // Ask for the bytes as stored: a transparently decompressed body would not match the size or digest.

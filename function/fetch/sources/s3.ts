@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 
-import { ChangedError, FetchError } from '../errors.js';
+import { ChangedError, FetchError, hasControlCharacter } from '../errors.js';
 import type { FetchPlanSource } from '../plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
 
@@ -32,6 +32,17 @@ function credentialsFrom(env: NodeJS.ProcessEnv): EnvCredentials {
     );
   }
   const sessionToken = env['AWS_SESSION_TOKEN'];
+  for (const [name, value] of [
+    ['AWS_ACCESS_KEY_ID', accessKeyId],
+    ['AWS_SECRET_ACCESS_KEY', secretAccessKey],
+    ['AWS_SESSION_TOKEN', sessionToken ?? ''],
+  ] as const) {
+    if (hasControlCharacter(value.trim())) {
+      throw new FetchError(
+        `env ${name} (the S3 credentials) contains a control character (a line break?) inside it; the Secret must hold it alone, on one line`,
+      );
+    }
+  }
   return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
 }
 

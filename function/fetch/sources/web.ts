@@ -1,11 +1,13 @@
 // Helpers shared by the sources that speak HTTP through fetch (http, huggingFace).
 import { Readable } from 'node:stream';
 
+import { redactUrls } from '../../contract/redact.js';
 import {
   FetchError,
   HttpStatusError,
+  hasControlCharacter,
   parseRetryAfter,
-  redactUrls,
+  serverPhrase,
   statusRetryable,
 } from '../errors.js';
 
@@ -35,10 +37,16 @@ export function guardedFetch(signal: AbortSignal, base: typeof fetch = fetch): t
   };
 }
 
-/** A final (non-retryable) error for an HTTP status, naming the URL without its query. */
+/**
+ * A final (non-retryable) error for an HTTP status, naming the URL without its query. The
+ * reason phrase is the server's own text: shown bounded and stripped of control characters.
+ */
 export async function statusError(res: Response, url: string): Promise<FetchError> {
   await res.body?.cancel().catch(() => undefined);
-  return new FetchError(`HTTP ${res.status} ${res.statusText} from ${where(res.url || url)}`);
+  const phrase = serverPhrase(res.statusText);
+  return new FetchError(
+    `HTTP ${res.status}${phrase !== '' ? ` ${phrase}` : ''} from ${where(res.url || url)}`,
+  );
 }
 
 /** A web body as a Node stream (async iterable of chunks, destroyed on abort). */
@@ -59,12 +67,22 @@ export function contentRangeStart(header: string | null): number | undefined {
   return m?.[1] !== undefined ? Number(m[1]) : undefined;
 }
 
-/** Read a token from the env variable the plan names; a named but empty variable is an error. */
+/**
+ * Read a token from the env variable the plan names; a named but empty variable is an
+ * error, and so is a token with a line break or another control character inside it (the
+ * message never quotes it: a header error would, and it would end up in status).
+ */
 export function tokenFromEnv(name: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
   if (name === undefined) return undefined;
   const value = env[name];
   if (value === undefined || value === '') {
     throw new FetchError(`the plan names env ${name} for the token, but it is not set`);
   }
-  return value.trim();
+  const token = value.trim();
+  if (hasControlCharacter(token)) {
+    throw new FetchError(
+      `env ${name} (the token) contains a control character (a line break?) inside it; the Secret must hold the token alone, on one line`,
+    );
+  }
+  return token;
 }
