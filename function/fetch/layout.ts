@@ -8,7 +8,7 @@
 //   <targetDir>/.modelcache/manifest.json   identity, resolved revision, files + digests
 //   <targetDir>/.modelcache/complete.json   completion marker, written last
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { FetchError } from './errors.js';
@@ -83,8 +83,13 @@ export class Layout {
     return `${this.part(path)}.json`;
   }
 
-  /** Create the state directories, refusing a volume whose state dir is a link. */
-  async prepare(): Promise<void> {
+  /**
+   * Create the state directories, refusing a volume whose state dir is a link. Inside it,
+   * nothing is ever a link: every one found is removed (the link itself, never what it
+   * points at), so no later cleanup, write or lock operation can reach outside the volume.
+   * Returns the links it removed.
+   */
+  async prepare(): Promise<string[]> {
     const root = await lstat(this.root).catch(() => undefined);
     if (!root?.isDirectory()) throw new FetchError(`target directory ${this.root} does not exist`);
     await mkdir(this.state, { recursive: true });
@@ -92,8 +97,33 @@ export class Layout {
     if (!st.isDirectory() || st.isSymbolicLink()) {
       throw new FetchError(`${this.state} is not a directory (a link or a file is in the way)`);
     }
-    await mkdir(this.parts, { recursive: true });
+    const removed = await removeLinks(this.state);
+    for (const dir of [this.stagingRoot, this.staging, this.parts]) {
+      await mkdir(dir).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      });
+      const d = await lstat(dir);
+      if (!d.isDirectory()) {
+        throw new FetchError(`${dir} is not a directory (a file is in the way)`);
+      }
+    }
+    return removed;
   }
+}
+
+/** Unlink every symbolic link under `dir`, descending only into real directories. */
+async function removeLinks(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isSymbolicLink()) {
+      await unlink(path);
+      removed.push(path);
+    } else if (entry.isDirectory()) {
+      removed.push(...(await removeLinks(path)));
+    }
+  }
+  return removed;
 }
 
 export function sha256Hex(data: string | Buffer): string {

@@ -17,7 +17,7 @@
 // needs room for the new files next to the old ones until step 2; the free-space check
 // counts that.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import {
   lstat,
   mkdir,
@@ -156,7 +156,9 @@ interface Staged {
 export async function runFetch(plan: FetchPlan, opts: RunOptions): Promise<RunResult> {
   const log = opts.log;
   const layout = new Layout(plan.targetDir, plan.identity);
-  await layout.prepare();
+  for (const link of await layout.prepare()) {
+    log.warn({ link }, 'removed a symbolic link from the state directory (never followed)');
+  }
 
   const early = await completedManifest(layout);
   if (early !== undefined) return alreadyComplete(early, opts);
@@ -485,7 +487,14 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
     ck = undefined;
   }
 
-  const fh = await open(partPath, partStat?.isFile() === true ? 'r+' : 'w');
+  // O_NOFOLLOW: a link planted since prepare() fails the open instead of being written through.
+  const fh = await open(
+    partPath,
+    partStat?.isFile() === true
+      ? constants.O_RDWR | constants.O_NOFOLLOW
+      : constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    0o644,
+  );
   const st: PartState = {
     fh,
     offset: 0,
