@@ -4,6 +4,7 @@
 // to the value there, nodes absent from the object skipped, and CEL skipped when a "blocking"
 // schema error was found (Kubernetes' customresource strategy does the same). Each case's verdict
 // is checked against zod too, so the XRD and the Function reject the same objects.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { inferenceClusterSpec, inferenceClusterStatus } from '../function/api/inferencecluster.js';
@@ -31,6 +32,17 @@ const IC_STATUS = properties(INFERENCE_CLUSTER)['status'] as Node;
 const MODEL_DEPLOYMENT = readXrdSchema('apis/modeldeployments/definition.yaml');
 const MD_SPEC = properties(MODEL_DEPLOYMENT)['spec'] as Node;
 const MD_STATUS = properties(MODEL_DEPLOYMENT)['status'] as Node;
+const REPLICA = readXrdSchema('apis/modelcachereplicas/definition.yaml');
+const REPLICA_SPEC = properties(REPLICA)['spec'] as Node;
+const REPLICA_STATUS = properties(REPLICA)['status'] as Node;
+
+/** A status and a composed resource exactly as the Function wrote them in a golden. */
+function goldenOf(name: string): { status: unknown; resources: Record<string, unknown> } {
+  return JSON.parse(readFileSync(`test/golden/${name}.json`, 'utf8')) as {
+    status: unknown;
+    resources: Record<string, unknown>;
+  };
+}
 
 const ALL_RULES = [
   ...collectRules(MODEL_CACHE, 'ModelCache'),
@@ -961,38 +973,39 @@ describe('ModelDeployment spec admission', () => {
 describe('status and InferenceCluster admission', () => {
   const cases: (Case & { schema: Node; path: string; zod?: z.ZodType })[] = [
     {
-      reason: 'ModelCache status as the Function writes it',
+      reason: 'ModelCache status as the Function writes it (golden three-clusters-mixed)',
       schema: MC_STATUS,
       path: 'status',
-      object: {
-        mountPath: '/mnt/model',
-        source: 'hf://org/model@main',
-        summary: { ready: '1/2', readyClusters: 1, matchedClusters: 2 },
-        clusters: [
-          {
-            name: 'eu-west',
-            phase: 'Hydrating',
-            reason: 'Downloading',
-            message: 'fetching 3 of 7 files',
-            namespace: 'ml-team',
-            claimName: 'mc-llama-0a1b2c',
-            progress: { bytesDone: 1_073_741_824, bytesTotal: 16_106_127_360 },
-            identity: 'b'.repeat(64),
-          },
-          {
-            name: 'us-east',
-            phase: 'Ready',
-            reason: 'Staged',
-            message: 'staged',
-            namespace: 'ml-team',
-            claimName: 'mc-llama-0a1b2c',
-            resolvedRevision: '0e9e39f249a16976918f6564b8830bc894c89659',
-            identity: 'b'.repeat(64),
-          },
-        ],
-      },
+      object: goldenOf('modelcache/three-clusters-mixed').status,
       expectValid: true,
       messages: [],
+    },
+    {
+      reason: 'ModelCacheReplica spec as the ModelCache writes it (golden three-clusters-mixed)',
+      schema: REPLICA_SPEC,
+      path: 'spec',
+      object: (goldenOf('modelcache/three-clusters-mixed').resources['us-east'] as { spec: unknown })
+        .spec,
+      expectValid: true,
+      messages: [],
+    },
+    {
+      reason: 'ModelCacheReplica status as the Function writes it (golden hydrating-with-progress)',
+      schema: REPLICA_STATUS,
+      path: 'status',
+      object: goldenOf('modelcachereplica/hydrating-with-progress').status,
+      expectValid: true,
+      messages: [],
+    },
+    {
+      reason: 'ModelCacheReplica spec with an identity that is not a sha256',
+      schema: REPLICA_SPEC,
+      path: 'spec',
+      object: { cacheRef: { name: 'llama' }, cluster: 'us-east', identity: 'abc' },
+      expectValid: false,
+      messages: [
+        'spec.identity: Invalid value: "abc": spec.identity in body should match \'^[0-9a-f]{64}$\'',
+      ],
     },
     {
       reason: 'ModelCache status with an unknown phase',
@@ -1023,7 +1036,7 @@ describe('status and InferenceCluster admission', () => {
             name: 'c',
             replicas: 0,
             reason: 'NoRWXStorageClass',
-            message: 'cache llama cannot stage on cluster c: Failed (NoRWXStorageClass)',
+            message: 'cache llama cannot stage on cluster c; see ModelCacheReplica team-a/llama-c',
           },
         ],
       },

@@ -330,7 +330,7 @@ describe(EXAMPLE, () => {
       'spec.forProvider.manifest.metadata.namespace',
     );
     const claimNamespaces = requiredOf('ModelCache').map((c) =>
-      getPath(c, 'status.clusters[0].namespace'),
+      getPath(c, 'status.namespace'),
     );
     expect(claimNamespaces).toEqual([manifest, manifest]);
   });

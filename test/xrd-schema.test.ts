@@ -11,10 +11,12 @@ import {
   functionInput,
 } from '../function/api/input.js';
 import { modelCacheSpec } from '../function/api/modelcache.js';
+import { modelCacheReplicaSpec, replicaStatus } from '../function/api/modelcachereplica.js';
 import { modelDeploymentSpec } from '../function/api/modeldeployment.js';
 import {
   COMPARED,
   INFERENCE_CLUSTER_XRD,
+  MODEL_CACHE_REPLICA_XRD,
   MODEL_CACHE_XRD,
   STRUCTURE,
   asArray,
@@ -32,6 +34,7 @@ import {
   INPUT_KIND,
   KIND_INFERENCE_CLUSTER,
   KIND_MODEL_CACHE,
+  KIND_MODEL_CACHE_REPLICA,
   KIND_MODEL_DEPLOYMENT,
 } from '../function/constants.js';
 
@@ -224,6 +227,7 @@ export function compareSchemas(xrd: Node, zodInput: Node, path: string): string[
 describe('XRD schemas agree with the zod schemas', () => {
   const modelCache = openApiSchema(readYaml(MODEL_CACHE_XRD));
   const inferenceCluster = openApiSchema(readYaml(INFERENCE_CLUSTER_XRD));
+  const replica = openApiSchema(readYaml(MODEL_CACHE_REPLICA_XRD));
 
   it.each([
     {
@@ -240,6 +244,17 @@ describe('XRD schemas agree with the zod schemas', () => {
       reason: 'InferenceCluster status mirrors inferenceClusterStatus',
       xrd: propertyAt(inferenceCluster, 'status'),
       zod: inferenceClusterStatus,
+    },
+    {
+      reason: 'ModelCacheReplica spec mirrors modelCacheReplicaSpec',
+      xrd: propertyAt(replica, 'spec'),
+      zod: modelCacheReplicaSpec,
+    },
+    {
+      reason:
+        'ModelCacheReplica status mirrors replicaStatus, every field optional (Crossplane may write conditions alone)',
+      xrd: propertyAt(replica, 'status'),
+      zod: replicaStatus.partial(),
     },
   ])('$reason', ({ xrd, zod }) => {
     expect(compareSchemas(xrd, zodSchema(zod), 'spec')).toEqual([]);
@@ -524,6 +539,7 @@ describe.each([
   { file: MODEL_CACHE_XRD, kind: KIND_MODEL_CACHE },
   { file: INFERENCE_CLUSTER_XRD, kind: KIND_INFERENCE_CLUSTER },
   { file: MODEL_DEPLOYMENT_XRD, kind: KIND_MODEL_DEPLOYMENT },
+  { file: MODEL_CACHE_REPLICA_XRD, kind: KIND_MODEL_CACHE_REPLICA },
 ])('$file', ({ file }) => {
   const schema = openApiSchema(readYaml(file));
 
@@ -689,6 +705,40 @@ describe('XRD metadata', () => {
       ],
     });
   });
+
+  it('ModelCacheReplica: namespaced, names, version, printer columns', () => {
+    const m = xrdMetadata(MODEL_CACHE_REPLICA_XRD);
+    expect({
+      ...m,
+      columns: asArray(m.columns, 'columns').map((c) => {
+        const col = asNode(c, 'column');
+        return [col['name'], col['type'], col['jsonPath']];
+      }),
+    }).toEqual({
+      apiVersion: 'apiextensions.crossplane.io/v2',
+      kind: 'CompositeResourceDefinition',
+      name: `modelcachereplicas.${API_GROUP}`,
+      scope: 'Namespaced',
+      group: API_GROUP,
+      names: {
+        kind: KIND_MODEL_CACHE_REPLICA,
+        plural: 'modelcachereplicas',
+        singular: 'modelcachereplica',
+        shortNames: ['mcr'],
+        categories: ['modelplane'],
+      },
+      versions: 1,
+      version: ['v1alpha1', true, true],
+      columns: [
+        ['CACHE', 'string', '.spec.cacheRef.name'],
+        ['CLUSTER', 'string', '.spec.cluster'],
+        ['PHASE', 'string', '.status.phase'],
+        ['REASON', 'string', '.status.reason'],
+        ['PROGRESS', 'integer', '.status.progress.bytesDone'],
+        ['REVISION', 'string', '.status.resolvedRevision'],
+      ],
+    });
+  });
 });
 
 describe('Compositions', () => {
@@ -723,6 +773,13 @@ describe('Compositions', () => {
       xrd: MODEL_DEPLOYMENT_XRD,
       kind: KIND_MODEL_DEPLOYMENT,
       name: 'modeldeployment',
+    },
+    {
+      reason: 'ModelCacheReplica composition',
+      file: 'compositions/modelcachereplica.yaml',
+      xrd: MODEL_CACHE_REPLICA_XRD,
+      kind: KIND_MODEL_CACHE_REPLICA,
+      name: 'modelcachereplica',
     },
   ])('$reason: one pipeline step whose input parses', ({ file, xrd, kind, name }) => {
     const composition = readYaml(file);
@@ -767,6 +824,7 @@ describe('Compositions', () => {
       'compositions/modelcache.yaml',
       'compositions/inferencecluster.yaml',
       'compositions/modeldeployment.yaml',
+      'compositions/modelcachereplica.yaml',
     ].map((file) => {
       const steps = asArray(asNode(readYaml(file)['spec'], 'spec')['pipeline'], 'pipeline');
       const input = asNode(asNode(steps[0], 'step')['input'], 'input');
@@ -777,10 +835,13 @@ describe('Compositions', () => {
       };
     });
     expect(inputs).toEqual([
-      { ttlSeconds: 60, image: DEFAULT_FETCH_IMAGE, namespace: undefined },
+      // A ModelCache composes only replicas: only the TTL applies.
+      { ttlSeconds: 60, image: undefined, namespace: undefined },
       { ttlSeconds: 60, image: DEFAULT_FETCH_IMAGE, namespace: 'crossplane-system' },
       // ModelDeployment runs no Job and composes nothing for InferenceClusters: only the TTL applies.
       { ttlSeconds: 60, image: undefined, namespace: undefined },
+      // The replica runs the prefetch Job: its image is the Function's own.
+      { ttlSeconds: 60, image: DEFAULT_FETCH_IMAGE, namespace: undefined },
     ]);
   });
 });

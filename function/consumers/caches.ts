@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ARTIFACT_KINDS } from '../api/modelcache.js';
 import { PHASES } from '../constants.js';
+import { replicaName } from '../modelcache/cache-model.js';
 import { stringAt, type Json } from '../k8s/object.js';
 
 /** One cluster of a cache's status.clusters[]: the contract consumers read. */
@@ -17,6 +18,7 @@ export interface CacheView {
   name: string;
   kind: (typeof ARTIFACT_KINDS)[number] | undefined;
   mountPath: string | undefined;
+  namespace: string | undefined;
   /** undefined: the cache has no status yet (just created, or not reconciled yet). */
   clusters: Map<string, CacheClusterView> | undefined;
 }
@@ -58,6 +60,7 @@ export function cacheView(raw: Json): CacheView {
     name: stringAt(raw, 'metadata', 'name') ?? '',
     kind,
     mountPath: stringAt(status, 'mountPath'),
+    namespace: stringAt(raw, 'metadata', 'namespace'),
     clusters,
   };
 }
@@ -76,8 +79,10 @@ export type CacheBlock =
   | { reason: 'NotMatchedByCache'; keepsRunning: false; message: string };
 
 /** ": <message>" when the entry carries one; compact entries leave it on the replica. */
-function detail(message: string): string {
-  return message === '' ? '; its ModelCacheReplica says why' : `: ${message}`;
+function detail(cache: CacheView, cluster: string, message: string): string {
+  return message === ''
+    ? `; see ModelCacheReplica ${cache.namespace ?? ''}/${replicaName(cache.name, cluster)}`
+    : `: ${message}`;
 }
 
 export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | undefined {
@@ -111,12 +116,12 @@ export function cacheBlock(cache: CacheView, cluster: string): CacheBlock | unde
         ? {
             reason: 'NoRWXStorageClass',
             keepsRunning: true,
-            message: `cache ${cache.name} cannot stage on cluster ${cluster}${detail(entry.message)}`,
+            message: `cache ${cache.name} cannot stage on cluster ${cluster}${detail(cache, cluster, entry.message)}`,
           }
         : {
             reason: 'CacheFailed',
             keepsRunning: true,
-            message: `cache ${cache.name} failed on cluster ${cluster} (${entry.reason})${detail(entry.message)}`,
+            message: `cache ${cache.name} failed on cluster ${cluster} (${entry.reason})${detail(cache, cluster, entry.message)}`,
           };
     default: {
       const unreachable: never = entry.phase;

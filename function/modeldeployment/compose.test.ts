@@ -185,7 +185,7 @@ describe('composeModelDeployment: edge cases', () => {
         replicas: 1,
         reason: 'Held',
         message:
-          'kept running while cache llama failed on cluster a (FetchFailed): Failed (FetchFailed)',
+          'kept running while cache llama failed on cluster a (FetchFailed); see ModelCacheReplica team-a/llama-a',
       },
     ]);
   });

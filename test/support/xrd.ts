@@ -7,6 +7,7 @@ export type Node = Record<string, unknown>;
 
 export const MODEL_CACHE_XRD = 'apis/modelcaches/definition.yaml';
 export const INFERENCE_CLUSTER_XRD = 'apis/inferenceclusters/definition.yaml';
+export const MODEL_CACHE_REPLICA_XRD = 'apis/modelcachereplicas/definition.yaml';
 
 export function isNode(v: unknown): v is Node {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
