@@ -1,6 +1,8 @@
 // The huggingFace source (@huggingface/hub) against the loopback test hub, and proof that
 // the test hub is faithful: the official Python client downloads the same bytes from it.
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FetchError } from '../../function/fetch/errors.js';
 import type { Manifest } from '../../function/fetch/layout.js';
 import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import { huggingFaceSource } from '../../function/fetch/sources/huggingface.js';
 import { bytes, planFor, run, scratch, tree } from '../support/fetch-harness.js';
 import { startTestHub, type HubFile, type TestHub } from '../support/fetch-hub.js';
 import { pythonTool } from '../support/fetch-python.js';
@@ -341,4 +344,148 @@ describe('test hub faithfulness', () => {
       theirs.cleanup();
     }
   }, 90_000);
+});
+
+describe('issue13 #2: the token and tree pagination', () => {
+  const SMALL: HubFile[] = [
+    { path: 'a.json', bytes: Buffer.from('{"a":1}\n'), lfs: false },
+    { path: 'b.json', bytes: Buffer.from('{"b":2}\n'), lfs: false },
+  ];
+
+  /** A second loopback server that records the Authorization header of every request. */
+  async function recorder(): Promise<{
+    base: string;
+    seen: (string | undefined)[];
+    close: () => Promise<void>;
+  }> {
+    const seen: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('[]');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      seen,
+      close: () =>
+        new Promise((resolve) => {
+          server.closeAllConnections();
+          server.close(() => {
+            resolve();
+          });
+        }),
+    };
+  }
+
+  it('issue13 #2: the token never follows a tree Link to another origin', async () => {
+    const evil = await recorder();
+    const hostile = await startTestHub({
+      repo: REPO,
+      files: SMALL,
+      pageSize: 1,
+      token: TOKEN,
+      nextLink: (honest) =>
+        honest === undefined ? undefined : honest.replace(/^http:\/\/[^/]+/, evil.base),
+    });
+    volume = scratch();
+    try {
+      const result = await run(planFor(source({ endpoint: hostile.endpoint }), volume.dir), {
+        env: ENV,
+      });
+      // What the listing holds is the hub's word either way; where the token goes is ours.
+      expect(result.manifest.files.map((f) => f.path)).toEqual(['a.json']);
+      expect(evil.seen).toEqual([undefined]);
+      expect(new Set(hostile.requests.map((r) => r.authorization))).toEqual(
+        new Set([`Bearer ${TOKEN}`]),
+      );
+    } finally {
+      await hostile.close();
+      await evil.close();
+    }
+  });
+
+  it('issue13 #2: a tree Link from an https endpoint to http is refused before it is fetched', async () => {
+    const plain = await startTestHub({ repo: REPO, files: SMALL, pageSize: 1, token: TOKEN });
+    volume = scratch();
+    // TLS terminated in front of the hub: the program talks https, the hub's Link says http.
+    const secure = plain.endpoint.replace('http://', 'https://');
+    const terminator: typeof fetch = (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      return fetch(url.startsWith(secure) ? url.replace(secure, plain.endpoint) : url, init);
+    };
+    try {
+      const hf = huggingFaceSource(
+        {
+          type: 'huggingFace',
+          repo: REPO,
+          revision: 'main',
+          endpoint: secure,
+          tokenEnv: 'HF_TOKEN',
+        },
+        ENV,
+        { fetch: terminator },
+      );
+      const err = await hf.list(new AbortController().signal).catch((e: unknown) => e);
+      expect(err).toEqual(
+        new FetchError(
+          `the hub's tree pagination leads from https to ${plain.endpoint}/api/models/${REPO}/tree/${plain.commit}; refusing it`,
+        ),
+      );
+      expect(plain.requests.filter((r) => r.path.includes('cursor='))).toEqual([]);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('issue13 #2: a self-referencing tree Link stops at the repeated page', async () => {
+    const looping = await startTestHub({
+      repo: REPO,
+      files: SMALL,
+      pageSize: 1,
+      nextLink: (_honest, self) => self,
+    });
+    volume = scratch();
+    try {
+      const err = await run(
+        planFor(source({ endpoint: looping.endpoint, tokenEnv: undefined }), volume.dir),
+      ).catch((e: unknown) => e);
+      expect(err).toEqual(
+        new FetchError(
+          `listing hf://${REPO}@main from ${looping.endpoint}: the hub's tree pagination repeats a page (${looping.endpoint}/api/models/${REPO}/tree/${looping.commit}); refusing to loop`,
+        ),
+      );
+      expect(looping.requests.filter((r) => r.path.includes('/tree/')).length).toBe(1);
+    } finally {
+      await looping.close();
+    }
+  });
+
+  it('issue13 #2: tree pagination is capped', async () => {
+    const endless = await startTestHub({
+      repo: REPO,
+      files: SMALL,
+      pageSize: 1,
+      nextLink: (_honest, self) => {
+        const next = new URL(self);
+        next.searchParams.set('cursor', String(Number(next.searchParams.get('cursor') ?? '0') + 1));
+        return next.href;
+      },
+    });
+    volume = scratch();
+    try {
+      const hf = huggingFaceSource(
+        { type: 'huggingFace', repo: REPO, revision: 'main', endpoint: endless.endpoint },
+        {},
+        { maxTreePages: 5 },
+      );
+      const err = await hf.list(new AbortController().signal).catch((e: unknown) => e);
+      expect(err).toEqual(
+        new FetchError("the hub's tree has more than 5 pages; refusing to list further"),
+      );
+      expect(endless.requests.filter((r) => r.path.includes('/tree/')).length).toBe(5);
+    } finally {
+      await endless.close();
+    }
+  }, 20_000);
 });

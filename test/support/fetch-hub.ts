@@ -39,6 +39,11 @@ export interface HubOptions {
   token?: string;
   /** Names listed in the tree that the hub will not serve safely (traversal tests). */
   rawTreeEntries?: Record<string, unknown>[];
+  /**
+   * A hostile hub's pagination: the `rel="next"` target to send, given the honest one
+   * (undefined on the last page) and the page's own URL. Absent: the honest one.
+   */
+  nextLink?: (honest: string | undefined, self: string) => string | undefined;
 }
 
 export interface TestHub {
@@ -241,12 +246,17 @@ export async function startTestHub(opts: HubOptions): Promise<TestHub> {
       const cursor = Number(url.searchParams.get('cursor') ?? '0');
       const page = entries.slice(cursor, cursor + pageSize);
       const headers: Record<string, string> = {};
+      let honest: string | undefined;
       if (cursor + pageSize < entries.length) {
         const next = new URL(`http://${req.headers.host ?? ''}${url.pathname}`);
         for (const [k, v] of url.searchParams) if (k !== 'cursor') next.searchParams.append(k, v);
         next.searchParams.set('cursor', String(cursor + pageSize));
-        headers['link'] = `<${next.href}>; rel="next"`;
+        honest = next.href;
       }
+      const link = opts.nextLink
+        ? opts.nextLink(honest, `http://${req.headers.host ?? ''}${req.url ?? ''}`)
+        : honest;
+      if (link !== undefined) headers['link'] = `<${link}>; rel="next"`;
       entries = page;
       record(200);
       json(res, 200, entries, headers);

@@ -14,24 +14,68 @@ export const HF_DEFAULT_ENDPOINT = 'https://huggingface.co';
 
 const COMMIT = /^[0-9a-f]{40}$/;
 
+/** Tree pages one listing may fetch: 10 million entries at the hub's 1000 a page. */
+export const MAX_TREE_PAGES = 10_000;
+
 function encodePath(path: string): string {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
-export function huggingFaceSource(plan: HuggingFacePlan, env: NodeJS.ProcessEnv): Source {
+export interface HubLimits {
+  maxTreePages?: number;
+  /** The fetch underneath (tests put a TLS terminator here). */
+  fetch?: typeof fetch;
+}
+
+export function huggingFaceSource(
+  plan: HuggingFacePlan,
+  env: NodeJS.ProcessEnv,
+  limits: HubLimits = {},
+): Source {
+  const baseFetch = limits.fetch ?? globalThis.fetch;
   const token = tokenFromEnv(plan.tokenEnv, env);
   const hubUrl = (plan.endpoint ?? HF_DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  const hub = new URL(hubUrl);
+  const secure = hub.protocol === 'https:';
   // The token goes on as a header of our own fetch rather than through the library's
   // accessToken, which insists on the public hub's "hf_" prefix that mirrors do not use.
-  // Node's fetch drops it on a redirect to another origin (the CDN's signed URLs).
+  // Only to the endpoint's own origin: the library follows whatever URL the hub's tree
+  // pagination (Link: rel="next") names. Node's fetch drops it on a redirect to another
+  // origin (the CDN's signed URLs). An https endpoint is never left for plain http.
   const withToken =
     (base: typeof fetch): typeof fetch =>
     (input, init) => {
-      if (token === undefined) return base(input, init);
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (secure && url.protocol !== 'https:') {
+        throw new FetchError(
+          `the hub's tree pagination leads from https to ${where(url.href)}; refusing it`,
+        );
+      }
+      if (token === undefined || url.origin !== hub.origin) return base(input, init);
       const headers = new Headers(init?.headers);
       if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
       return base(input, { ...init, headers });
     };
+  const maxPages = limits.maxTreePages ?? MAX_TREE_PAGES;
+  /** One listing's tree pages: each URL once, at most maxPages of them. */
+  const paged = (base: typeof fetch): typeof fetch => {
+    const seen = new Set<string>();
+    return (input, init) => {
+      const href = input instanceof Request ? input.url : String(input);
+      if (seen.has(href)) {
+        throw new FetchError(
+          `the hub's tree pagination repeats a page (${where(href)}); refusing to loop`,
+        );
+      }
+      if (seen.size >= maxPages) {
+        throw new FetchError(
+          `the hub's tree has more than ${maxPages} pages; refusing to list further`,
+        );
+      }
+      seen.add(href);
+      return base(input, init);
+    };
+  };
   const keep = globFilter(plan.include, plan.exclude);
   let commit: string | undefined;
 
@@ -40,7 +84,7 @@ export function huggingFaceSource(plan: HuggingFacePlan, env: NodeJS.ProcessEnv)
     secrets: token !== undefined ? [token] : [],
 
     async list(signal): Promise<Listing> {
-      const fetch = guardedFetch(signal, withToken(globalThis.fetch));
+      const fetch = guardedFetch(signal, withToken(baseFetch));
       const info = await modelInfo({
         name: plan.repo,
         revision: plan.revision,
@@ -61,7 +105,7 @@ export function huggingFaceSource(plan: HuggingFacePlan, env: NodeJS.ProcessEnv)
         revision: sha,
         recursive: true,
         hubUrl,
-        fetch,
+        fetch: paged(fetch),
       })) {
         if (entry.type !== 'file' || !keep(entry.path)) continue;
         const lfs = entry.lfs;
@@ -86,7 +130,7 @@ export function huggingFaceSource(plan: HuggingFacePlan, env: NodeJS.ProcessEnv)
       // error so the engine can classify it (Retry-After, resets) and see ignored ranges.
       let settle!: { ok: (r: Response) => void; fail: (e: unknown) => void };
       const responded = new Promise<Response>((ok, fail) => (settle = { ok, fail }));
-      const guarded = guardedFetch(signal, withToken(globalThis.fetch));
+      const guarded = guardedFetch(signal, withToken(baseFetch));
       const observed: typeof fetch = async (input, init) => {
         try {
           const res = await guarded(input, init);
