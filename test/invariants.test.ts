@@ -1,196 +1,236 @@
+// The invariants of the product, as update sequences (each step a reconcile, as LeaderWorkerSet's
+// integration tests step through updates): for every transient input, at every stage of a
+// cluster's life, what is kept exactly as observed, and that nothing changes once it passes.
 import { RunFunctionRequest } from '@crossplane-org/function-sdk-typescript';
 import { describe, expect, it } from 'vitest';
-import {
-  REQUIRE_CLUSTER_PROVIDER_CONFIGS,
-  REQUIRE_PROVIDER_CONFIGS,
-} from '../function/constants.js';
-import { isFatal, type CoreRequest, type CoreResponse } from '../function/core.js';
-import type { Json } from '../function/k8s/object.js';
-import { cacheModel, composeModelCache } from '../function/modelcache/compose.js';
 import { modelCacheSpec } from '../function/api/modelcache.js';
+import { isFatal, type CoreRequest } from '../function/core.js';
 import { toResponse } from '../function/dispatch.js';
+import type { Json } from '../function/k8s/object.js';
+import { cacheModel } from '../function/modelcache/cache-model.js';
+import { composeModelCache } from '../function/modelcache/compose.js';
+import { composeModelCacheReplica } from '../function/modelcachereplica/compose.js';
 import * as f from './support/fixtures.js';
-import { World } from './support/world.js';
+import { World, rolesOf, type Round } from './support/world.js';
 
 const NFS = { storageClassName: 'nfs-rwx', classExists: true };
 
-function compose(req: CoreRequest): CoreResponse {
-  const res = composeModelCache(req);
-  if (isFatal(res)) throw new Error(res.fatal);
-  return res;
-}
-
-/** A cache on cluster a whose claim is Bound and whose download is under way. */
-function hydrating(): World {
+/** A cache on cluster a at one stage of its life, two rounds in (so every latch is written). */
+function at(stage: 'hydrating' | 'ready' | 'fetch-failed'): World {
   const w = new World(f.HF_WEIGHTS, [f.inferenceClusterXR('a', NFS)]);
   w.reconcile();
-  w.set('a', { claim: 'Bound', job: { state: 'running', done: 1, total: 10 } });
+  w.set('a', { claim: 'Bound', claimUID: 'uid-1', job: { state: 'running', done: 1, total: 10 } });
+  w.reconcile();
+  if (stage === 'ready') w.set('a', { job: { state: 'complete', revision: 'abc' } });
+  if (stage === 'fetch-failed') w.set('a', { job: { state: 'failed', error: 'boom' } });
+  w.reconcile();
   w.reconcile();
   return w;
 }
 
-const pvcSpec = (res: CoreResponse): unknown => res.resources['a/pvc']?.['spec'];
+/** What a round leaves on cluster a: its entry, its replica's phase, its Objects and their specs. */
+function snapshot(w: World, round: Round): Json {
+  const replica = round.replicas['a'];
+  return {
+    entry: ((round.cache.status['clusters'] as Json[] | undefined) ?? [])[0],
+    ready: round.cache.ready,
+    replicaStatus: replica?.status,
+    roles: rolesOf(replica),
+    pvc: replica?.resources['pvc']?.['spec'],
+    asked: w.replicas.get('a')?.asked,
+  };
+}
 
-describe('no PVC leaves desired state because an input is briefly missing', () => {
-  // held: echoed exactly as observed (provider defaults included); recomputed: as composed before.
-  const cases: {
-    reason: string;
-    kept: 'held' | 'recomputed';
-    mutate: (req: CoreRequest) => void;
-  }[] = [
-    {
-      reason: 'required resources not resolved yet',
-      kept: 'held',
-      mutate: (req) => (req.required = {}),
+/**
+ * held: the replica cannot recompute and echoes its Objects exactly as observed (provider
+ * defaults included); recomputed: the replica sees nothing missing and composes as before.
+ */
+const TRANSIENT: {
+  reason: string;
+  kept: 'held' | 'recomputed';
+  on: (w: World) => void;
+  off: (w: World) => void;
+}[] = [
+  {
+    reason: "the cache's requirements are not resolved yet",
+    kept: 'recomputed',
+    on: (w) => (w.resolved = false),
+    off: (w) => (w.resolved = true),
+  },
+  {
+    reason: "the replica's requirements are not resolved yet",
+    kept: 'held',
+    on: (w) => (w.replicasResolved = false),
+    off: (w) => (w.replicasResolved = true),
+  },
+  {
+    reason: 'the InferenceCluster is malformed (as the cache and the replica read it)',
+    kept: 'held',
+    on: (w) => {
+      w.clusters = [{ ...f.inferenceClusterXR('a', NFS), spec: {} }];
+      w.clusterOverride.set('a', w.clusters);
     },
-    {
-      reason: 'the provider config is not listed (deleted, or not reported yet)',
-      kept: 'held',
-      mutate: (req) => (req.required[REQUIRE_CLUSTER_PROVIDER_CONFIGS] = []),
+    off: (w) => {
+      w.clusters = [f.inferenceClusterXR('a', NFS)];
+      w.clusterOverride.delete('a');
     },
-    {
-      reason: 'the InferenceCluster lost its storage class',
-      kept: 'recomputed',
-      mutate: (req) => (req.required['inference-clusters'] = [f.inferenceClusterXR('a')]),
+  },
+  {
+    reason: "the InferenceCluster is missing from the replica's requirement only",
+    kept: 'held',
+    on: (w) => w.clusterOverride.set('a', []),
+    off: (w) => w.clusterOverride.delete('a'),
+  },
+  {
+    reason: 'the provider config is not listed yet for the replica',
+    kept: 'held',
+    on: (w) =>
+      w.clusterOverride.set('a', [
+        f.inferenceClusterXR('a', {
+          ...NFS,
+          providerConfig: { kind: 'ClusterProviderConfig', name: 'a-renamed' },
+        }),
+      ]),
+    off: (w) => w.clusterOverride.delete('a'),
+  },
+  {
+    reason: "the cache's status is briefly empty",
+    kept: 'recomputed',
+    on: (w) => (w.status = undefined),
+    off: () => undefined,
+  },
+];
+
+describe.each(['hydrating', 'ready', 'fetch-failed'] as const)('a cluster that is %s', (stage) => {
+  it.each(TRANSIENT)(
+    '$reason: claim $kept, Objects and latch kept; nothing changes once it passes',
+    ({ kept, on, off }) => {
+      const w = at(stage);
+      const before = snapshot(w, w.reconcile());
+      const observedPvc = w.replicaRequest('a').observed['pvc']?.['spec'];
+      on(w);
+      const during = w.reconcile();
+      // The claim is never dropped and the replica is never removed or rewritten.
+      expect(w.replicas.get('a')?.asked).toEqual(before['asked']);
+      expect(during.replicas['a']?.resources['pvc']?.['spec']).toEqual(
+        kept === 'held' ? observedPvc : before['pvc'],
+      );
+      // The latch holds: the replica reports what it reported before.
+      expect(during.replicas['a']?.status).toEqual(before['replicaStatus']);
+      // Nothing is created again for a latched cluster (no Secret, RBAC or Job).
+      if (stage !== 'hydrating') {
+        expect(
+          rolesOf(during.replicas['a']).filter(
+            (r) => r !== 'namespace' && r !== 'pvc' && r !== 'fetch',
+          ),
+        ).toEqual([]);
+      }
+      off(w);
+      w.reconcile();
+      expect(snapshot(w, w.reconcile())).toEqual(before);
     },
-    {
-      reason: 'the InferenceCluster reports its class absent',
-      kept: 'recomputed',
-      mutate: (req) =>
-        (req.required['inference-clusters'] = [
-          f.inferenceClusterXR('a', { storageClassName: 'nfs-rwx', classExists: false }),
-        ]),
-    },
-    {
-      reason: 'the InferenceCluster is briefly malformed',
-      kept: 'held',
-      mutate: (req) =>
-        (req.required['inference-clusters'] = [{ metadata: { name: 'a' }, spec: {} }]),
-    },
-    {
-      reason: 'the credential Secret was removed from the control plane',
-      kept: 'recomputed',
-      mutate: (req) => {
-        const creds = req.observed['a/credentials'];
-        if (!creds) throw new Error('no credentials Object');
-        req.observed['a/credentials'] = f.syncFailed(
-          creds,
-          'cannot get referenced resource: secrets "hf-token" not found',
-        );
-      },
-    },
-  ];
-  it.each(cases)('$reason: the claim is $kept', ({ kept, mutate }) => {
-    const w = hydrating();
-    const before = compose(w.request());
-    const req = w.request();
-    const observedSpec = req.observed['a/pvc']?.['spec'];
-    mutate(req);
-    const after = compose(req);
-    expect(pvcSpec(after)).toBeDefined();
-    expect(pvcSpec(after)).toEqual(kept === 'held' ? observedSpec : pvcSpec(before));
+  );
+});
+
+describe('only a definitive change removes or re-stages', () => {
+  it('a cluster that leaves the selection loses its replica (and with it the claim), with an event', () => {
+    const w = at('ready');
+    w.clusters = [];
+    const round = w.reconcile();
+    expect(w.replicas.size).toBe(0);
+    expect(round.cache.resources).toEqual({});
+    expect(w.remote.get('a')).toEqual({ claim: undefined, claimUID: undefined, job: undefined });
   });
 
-  it('removes the claim only when the cluster is definitively deselected', () => {
-    const w = hydrating();
-    const req = w.request();
-    req.required['inference-clusters'] = [];
-    const after = compose(req);
-    expect(after.resources).toEqual({});
-    expect(after.events).toEqual([
-      {
-        severity: 'Normal',
-        reason: 'ClusterDeselected',
-        message: 'cluster a: no longer matched; its cache volume and Objects are removed',
-      },
-    ]);
+  it('a provider config that is listed as absent fails fast, holding the claim and the Job', () => {
+    const w = at('hydrating');
+    w.missingProviderConfigs.add('a');
+    const round = w.reconcile();
+    expect(round.replicas['a']?.status).toMatchObject({
+      phase: 'Failed',
+      reason: 'ProviderConfigNotFound',
+    });
+    expect(rolesOf(round.replicas['a'])).toEqual(['fetch', 'namespace', 'pvc']);
   });
 
-  it('reports a removed Secret as WaitingForCredentials once the claim is bound', () => {
+  it('a removed Secret is WaitingForCredentials once the claim is bound, the claim kept', () => {
     const w = new World(f.HF_WEIGHTS, [f.inferenceClusterXR('a', NFS)]);
     w.reconcile();
     w.set('a', { claim: 'Bound' });
-    const req = w.request();
-    const creds = req.observed['a/credentials'];
-    if (!creds) throw new Error('no credentials Object');
-    req.observed['a/credentials'] = f.syncFailed(creds, 'secrets "hf-token" not found');
-    const clusters = compose(req).status['clusters'] as Json[];
-    expect(clusters.map((c) => [c['phase'], c['reason'], c['message']])).toEqual([
-      [
-        'Pending',
-        'WaitingForCredentials',
-        'Secret team-a/hf-token cannot be copied to cluster a yet; check that it exists',
-      ],
-    ]);
+    w.secretGone.add('a');
+    w.reconcile();
+    const round = w.reconcile();
+    expect(round.replicas['a']?.status).toMatchObject({
+      phase: 'Pending',
+      reason: 'WaitingForCredentials',
+      message: 'Secret team-a/hf-token cannot be copied to cluster a yet; check that it exists',
+    });
+    expect(round.replicas['a']?.resources['pvc']).toBeDefined();
   });
 });
 
-describe('latching', () => {
+describe('latching on the replica', () => {
   it('keeps a failed Job observe-only and never recreates it once it is gone', () => {
-    const w = hydrating();
-    w.set('a', { job: { state: 'failed', error: 'boom' } });
-    w.reconcile();
-    const latched = w.reconcile();
-    const jobKey = Object.keys(latched.resources).find((k) => k.startsWith('a/fetch-'));
-    expect(jobKey).toBeDefined();
-    expect((latched.resources[jobKey ?? ''] as { spec: Json }).spec['managementPolicies']).toEqual([
-      'Observe',
-      'Delete',
-    ]);
+    const w = at('fetch-failed');
+    const latched = w.reconcile().replicas['a'];
+    const jobKey = Object.keys(latched?.resources ?? {}).find((k) => k.startsWith('fetch-'));
+    expect((latched?.resources[jobKey ?? ''] as { spec: Json }).spec['managementPolicies']).toEqual(
+      ['Observe', 'Delete'],
+    );
     w.set('a', { job: undefined });
     const after = w.reconcile();
-    expect(Object.keys(after.resources).sort()).toEqual(['a/namespace', 'a/pvc']);
-    expect((after.status['clusters'] as Json[])[0]?.['reason']).toEqual('FetchFailed');
+    expect(rolesOf(after.replicas['a'])).toEqual(['namespace', 'pvc']);
+    expect(after.cache.status['clusters']).toEqual([
+      { name: 'a', phase: 'Failed', reason: 'FetchFailed' },
+    ]);
   });
 
-  it('does not un-ready a staged cluster when the status is read back for another identity', () => {
-    const w = hydrating();
-    w.set('a', { job: { state: 'complete', revision: 'abc' } });
-    w.reconcile();
-    w.reconcile();
+  it('a refetch token re-stages: the cache reports Pending until the replica reports the new identity', () => {
+    const w = at('ready');
     w.annotations = { 'modelplane.ai/refetch': '1' };
-    const res = w.reconcile();
-    expect((res.status['clusters'] as Json[]).map((c) => c['phase'])).toEqual(['Pending']);
-    expect(res.ready).toBe(false);
+    const cacheOnly = w.reconcileCache();
+    expect(cacheOnly.status['clusters']).toEqual([
+      { name: 'a', phase: 'Pending', reason: 'ReplicaPending' },
+    ]);
+    const round = w.reconcile();
+    expect(round.cache.status['clusters']).toEqual([
+      { name: 'a', phase: 'Pending', reason: 'JobPending' },
+    ]);
+    expect(round.cache.ready).toBe(false);
   });
 });
 
 describe('Ready belongs to the claim it was staged into', () => {
-  /** A cache staged on cluster a into the claim with UID uid-1. */
-  function staged(): World {
-    const w = hydrating();
-    w.set('a', { claimUID: 'uid-1', job: { state: 'complete', revision: 'abc' } });
-    w.reconcile();
-    w.reconcile();
-    return w;
-  }
-  const phaseOf = (res: CoreResponse): unknown[] =>
-    (res.status['clusters'] as Json[]).map((c) => [c['phase'], c['reason'], c['claimUID']]);
-
+  const phaseOf = (round: Round): unknown[] => {
+    const s = round.replicas['a']?.status as Json;
+    return [s['phase'], s['reason'], s['claimUID']];
+  };
   it('stays Ready for the same claim, and records its UID', () => {
-    const w = staged();
+    const w = at('ready');
     w.set('a', { job: undefined });
-    expect(phaseOf(w.reconcile())).toEqual([['Ready', 'Staged', 'uid-1']]);
+    expect(phaseOf(w.reconcile())).toEqual(['Ready', 'Staged', 'uid-1']);
   });
   it('stages again when the claim was re-created (a new, empty volume)', () => {
-    const w = staged();
+    const w = at('ready');
     w.set('a', { claimUID: 'uid-2', job: undefined });
-    const res = w.reconcile();
-    expect(phaseOf(res)).toEqual([['Pending', 'JobPending', undefined]]);
-    expect(Object.keys(res.resources).some((k) => k.startsWith('a/fetch-'))).toBe(true);
+    const round = w.reconcile();
+    expect(phaseOf(round)).toEqual(['Pending', 'JobPending', undefined]);
+    expect(rolesOf(round.replicas['a'])).toContain('fetch');
   });
   it('stages again when the claim Object is gone', () => {
-    const w = staged();
-    const req = w.request();
-    delete req.observed['a/pvc'];
-    expect(phaseOf(compose(req))).toEqual([['Pending', 'PVCPending', undefined]]);
+    const w = at('ready');
+    const req = w.replicaRequest('a');
+    delete req.observed['pvc'];
+    const res = composeModelCacheReplica(req);
+    if (isFatal(res)) throw new Error(res.fatal);
+    expect([res.status['phase'], res.status['reason']]).toEqual(['Pending', 'PVCPending']);
   });
   it('reports a Lost claim as Failed/ClaimLost and runs no Job', () => {
-    const w = staged();
+    const w = at('ready');
     w.set('a', { claim: 'Lost', job: undefined });
-    const res = w.reconcile();
-    expect(phaseOf(res)).toEqual([['Failed', 'ClaimLost', undefined]]);
-    expect(Object.keys(res.resources).sort()).toEqual(['a/namespace', 'a/pvc']);
+    const round = w.reconcile();
+    expect(phaseOf(round)).toEqual(['Failed', 'ClaimLost', undefined]);
+    expect(rolesOf(round.replicas['a'])).toEqual(['namespace', 'pvc']);
   });
 });
 
@@ -203,9 +243,10 @@ describe('determinism', () => {
     w.reconcile();
     w.set('a', { claim: 'Bound', job: { state: 'running', done: 1, total: 2 } });
     w.set('b', { claim: 'Pending' });
-    const req = w.request();
-    const once = JSON.stringify(compose(req));
-    const twice = JSON.stringify(compose(w.request()));
+    w.reconcile();
+    const compose = (req: CoreRequest): string => JSON.stringify(composeModelCache(req));
+    const req = w.cacheRequest();
+    const once = compose(req);
     const shuffled: CoreRequest = {
       ...req,
       observed: Object.fromEntries(Object.entries(req.observed).reverse()),
@@ -214,8 +255,16 @@ describe('determinism', () => {
         'inference-clusters': [...(req.required['inference-clusters'] ?? [])].reverse(),
       },
     };
-    expect(twice).toEqual(once);
-    expect(JSON.stringify(compose(shuffled))).toEqual(once);
+    expect(compose(w.cacheRequest())).toEqual(once);
+    expect(compose(shuffled)).toEqual(once);
+    const replica = w.replicaRequest('a');
+    const reversed = {
+      ...replica,
+      observed: Object.fromEntries(Object.entries(replica.observed).reverse()),
+    };
+    expect(JSON.stringify(composeModelCacheReplica(reversed))).toEqual(
+      JSON.stringify(composeModelCacheReplica(replica)),
+    );
   });
 });
 
@@ -254,13 +303,13 @@ describe('secrets never pass through the Function', () => {
 
   /** provider-kubernetes persists patched values in the Object spec and, unsanitised, in status. */
   function leakyObserved(w: World): CoreRequest {
-    const req = w.request();
-    const creds = req.observed['a/credentials'];
+    const req = w.replicaRequest('a');
+    const creds = req.observed['credentials'];
     if (!creds) throw new Error('no credentials Object');
     const spec = creds['spec'] as Json;
     const manifest = (spec['forProvider'] as Json)['manifest'] as Json;
     const withData = { ...manifest, data: { HF_TOKEN: b64 }, stringData: { HF_TOKEN: SENTINEL } };
-    req.observed['a/credentials'] = {
+    req.observed['credentials'] = {
       ...creds,
       spec: { ...spec, forProvider: { manifest: withData } },
       status: { atProvider: { manifest: withData } },
@@ -276,21 +325,23 @@ describe('secrets never pass through the Function', () => {
     },
     {
       reason: 'while the provider config is missing',
-      mutate: (req) => (
-        (req.required[REQUIRE_PROVIDER_CONFIGS] = []),
-        (req.required[REQUIRE_CLUSTER_PROVIDER_CONFIGS] = [])
-      ),
+      mutate: (req) => (req.required['provider-config'] = []),
+    },
+    {
+      reason: 'while the InferenceCluster is malformed',
+      mutate: (req) => (req.required['inference-cluster'] = [{ metadata: { name: 'a' } }]),
     },
   ];
   it.each(variants)('$reason', ({ mutate }) => {
-    const req = leakyObserved(hydrating());
+    const req = leakyObserved(at('hydrating'));
     mutate(req);
-    const core = compose(req);
+    const core = composeModelCacheReplica(req);
+    if (isFatal(core)) throw new Error(core.fatal);
     const wire = JSON.stringify(
       toResponse(RunFunctionRequest.fromPartial({ meta: { tag: 't' } }), req.composite, core),
     );
     expect(wire.includes(SENTINEL)).toBe(false);
     expect(wire.includes(b64)).toBe(false);
-    expect(wire.includes('"a/pvc"')).toBe(true);
+    expect(wire.includes('"pvc"')).toBe(true);
   });
 });

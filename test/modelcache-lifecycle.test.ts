@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { CoreResponse } from '../function/core.js';
 import * as f from './support/fixtures.js';
-import { World, rolesOf } from './support/world.js';
+import { World, rolesOf, type Round } from './support/world.js';
 
 const NFS = { storageClassName: 'nfs-rwx', classExists: true };
 const GiB = 2 ** 30;
@@ -14,8 +13,8 @@ interface Row {
   roles: string[];
 }
 
-function rows(step: string, res: CoreResponse): Row[] {
-  const clusters = (res.status['clusters'] ?? []) as {
+function rows(step: string, round: Round): Row[] {
+  const clusters = (round.cache.status['clusters'] ?? []) as {
     name: string;
     phase: string;
     reason: string;
@@ -25,7 +24,7 @@ function rows(step: string, res: CoreResponse): Row[] {
     cluster: c.name,
     phase: c.phase,
     reason: c.reason,
-    roles: rolesOf(res, c.name),
+    roles: rolesOf(round.replicas[c.name]),
   }));
 }
 
@@ -40,7 +39,7 @@ const ALL = [
 ];
 const KEPT = ['namespace', 'pvc'];
 
-describe('ModelCache lifecycle on three clusters', () => {
+describe('ModelCache lifecycle on three clusters, through their replicas', () => {
   it('walks creation to Ready, a failure, and a refetch recovery, printing every transition', () => {
     const w = new World(
       f.HF_WEIGHTS,
@@ -50,10 +49,10 @@ describe('ModelCache lifecycle on three clusters', () => {
     const ready: Record<string, boolean | undefined> = {};
     const step = (name: string, before: () => void): void => {
       before();
-      const res = w.reconcile();
-      table.push(...rows(name, res));
-      ready[name] = res.ready;
-      for (const e of res.events) console.log(`[${name}] ${e.severity} ${e.message}`);
+      const round = w.reconcile();
+      table.push(...rows(name, round));
+      ready[name] = round.cache.ready;
+      for (const e of round.cache.events) console.log(`[${name}] ${e.severity} ${e.message}`);
     };
 
     w.resolved = false;
@@ -167,6 +166,11 @@ describe('ModelCache lifecycle on three clusters', () => {
       '10 staged': true,
       '11 cleaned up': true,
     });
-    expect(w.status?.['summary']).toEqual({ ready: '3/3', readyClusters: 3, matchedClusters: 3 });
+    expect(w.status?.['summary']).toEqual({
+      ready: '3/3',
+      readyClusters: 3,
+      matchedClusters: 3,
+      failedClusters: 0,
+    });
   });
 });

@@ -42,7 +42,10 @@ export function cacheModel(
     names: {
       claim,
       // ExistingPVC mounts someone else's claim; every other backend creates its own.
-      mounted: spec.storage.backend === 'ExistingPVC' ? (spec.storage.existingPVC?.claimName ?? claim) : claim,
+      mounted:
+        spec.storage.backend === 'ExistingPVC'
+          ? (spec.storage.existingPVC?.claimName ?? claim)
+          : claim,
       secret: remoteSecretName,
       files: dnsLabel(base, '-files'),
       job: dnsLabel(base, `-fetch-${identity.slice(0, 8)}`),

@@ -25,7 +25,9 @@ function observedReplica(cache: Json, cluster: Json, status: Json | undefined): 
       ...(r['spec'] as Json),
       crossplane: {
         compositionRef: { name: 'modelcachereplica' },
-        resourceRefs: [{ apiVersion: 'kubernetes.m.crossplane.io/v1alpha1', kind: 'Object', name: 'x' }],
+        resourceRefs: [
+          { apiVersion: 'kubernetes.m.crossplane.io/v1alpha1', kind: 'Object', name: 'x' },
+        ],
       },
     },
   };
@@ -75,9 +77,13 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
     name: 'refetch-in-flight',
     reason:
       'a new refetch token changes every replica identity; a replica still reporting the old identity is Pending/ReplicaPending',
-    req: f.request(f.modelCache(f.HF_WEIGHTS, { annotations: { 'modelplane.ai/refetch': '2' } }), [US_EAST], {
-      'us-east': observedReplica(HF, US_EAST, replicaStatus('Ready', 'Staged')),
-    }),
+    req: f.request(
+      f.modelCache(f.HF_WEIGHTS, { annotations: { 'modelplane.ai/refetch': '2' } }),
+      [US_EAST],
+      {
+        'us-east': observedReplica(HF, US_EAST, replicaStatus('Ready', 'Staged')),
+      },
+    ),
   },
   {
     name: 'all-ready',
@@ -231,7 +237,11 @@ describe('composeModelCache: requirements', () => {
       f.request(xr, [f.inferenceClusterXR('a', { ...NFS, labels: { gpu: 'h100' } })]),
     );
     expect(first.requirements).toEqual({
-      [REQUIRE_CLUSTERS]: { apiVersion: API_VERSION, kind: 'InferenceCluster', matchLabels: { gpu: 'h100' } },
+      [REQUIRE_CLUSTERS]: {
+        apiVersion: API_VERSION,
+        kind: 'InferenceCluster',
+        matchLabels: { gpu: 'h100' },
+      },
     });
     expect(second.requirements).toEqual(first.requirements);
   });

@@ -62,8 +62,14 @@ function holdReplica(observed: Json | undefined): Json | undefined {
   const spec = asJson(observed?.['spec']);
   const name = stringAt(observed, 'metadata', 'name');
   if (spec === undefined || name === undefined) return undefined;
-  const { crossplane: _theirs, ...ours } = spec;
-  return { apiVersion: API_VERSION, kind: KIND_MODEL_CACHE_REPLICA, metadata: { name }, spec: ours };
+  const ours: Json = {};
+  for (const k of Object.keys(spec)) if (k !== 'crossplane') ours[k] = spec[k];
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND_MODEL_CACHE_REPLICA,
+    metadata: { name },
+    spec: ours,
+  };
 }
 
 /**
@@ -121,8 +127,7 @@ function composeParsed(
     requirements: { [REQUIRE_CLUSTERS]: clusterRequirement(spec.clusterSelector?.matchLabels) },
     ttlSeconds: input.ttlSeconds,
   };
-  const clusterOf = (key: string): string =>
-    stringAt(req.observed[key], 'spec', 'cluster') ?? key;
+  const clusterOf = (key: string): string => stringAt(req.observed[key], 'spec', 'cluster') ?? key;
 
   const requiredClusters = req.required[REQUIRE_CLUSTERS];
   if (requiredClusters === undefined) {
@@ -135,9 +140,7 @@ function composeParsed(
       resources[key] = held;
       const name = clusterOf(key);
       const before = previous.get(name);
-      entries.push(
-        entryOf(name, req.observed[key], cache.identity, before ?? NOT_REPORTED),
-      );
+      entries.push(entryOf(name, req.observed[key], cache.identity, before ?? NOT_REPORTED));
     }
     return {
       ...common,

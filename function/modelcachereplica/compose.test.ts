@@ -139,7 +139,12 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
       'a ConfigMap source is copied to the cluster by provider-kubernetes, never read by the Function',
     req: f.replicaRequest(
       f.modelCache(
-        { artifact: { kind: 'Bytes', source: { configMap: { name: 'prompts', items: ['system.txt'] } } } },
+        {
+          artifact: {
+            kind: 'Bytes',
+            source: { configMap: { name: 'prompts', items: ['system.txt'] } },
+          },
+        },
         { name: 'prompts' },
       ),
       US_EAST,
@@ -299,7 +304,11 @@ describe('composeModelCacheReplica: transient inputs hold everything as observed
     expect(res.status).toEqual(ready.composite['status']);
     expect(res.ready).toBe(true);
     expect(res.events).toEqual([]);
-    expect(res.conditions[0]).toMatchObject({ type: 'InputsObserved', status: 'False', reason: inputs });
+    expect(res.conditions[0]).toMatchObject({
+      type: 'InputsObserved',
+      status: 'False',
+      reason: inputs,
+    });
     expect(res.conditions[1]).toEqual({
       type: 'ArtifactReady',
       status: 'True',
@@ -311,14 +320,20 @@ describe('composeModelCacheReplica: transient inputs hold everything as observed
   it('holds the credential copy out: an echoed Secret copy could carry its value', () => {
     const hydrating = bound(f.replicaRequest(HF, US_EAST), { state: 'running' });
     const first = compose(f.replicaRequest(HF, US_EAST));
-    const observed = { ...hydrating.observed, credentials: f.synced(get(first.resources, 'credentials')) };
+    const observed = {
+      ...hydrating.observed,
+      credentials: f.synced(get(first.resources, 'credentials')),
+    };
     const res = compose({ ...hydrating, observed, required: {} });
     expect(Object.keys(res.resources).sort()).toEqual(['fetch-89d2e539', 'pvc']);
   });
 
   it('a FetchFailed latch survives a malformed InferenceCluster and is not retried', () => {
     const failed = bound(f.replicaRequest(HF, US_EAST), { state: 'failed', error: 'boom' });
-    const latched = { ...failed, composite: { ...failed.composite, status: compose(failed).status } };
+    const latched = {
+      ...failed,
+      composite: { ...failed.composite, status: compose(failed).status },
+    };
     const broken = compose({
       ...latched,
       required: { ...latched.required, [REQUIRE_CLUSTER]: [{ metadata: { name: 'us-east' } }] },
@@ -340,7 +355,8 @@ describe('composeModelCacheReplica: transient inputs hold everything as observed
     expect(wire(res.status)).toEqual({
       phase: 'Failed',
       reason: 'InvalidInferenceCluster',
-      message: 'InferenceCluster us-east is invalid: spec.providerConfigRef: Invalid input: expected object, received undefined',
+      message:
+        'InferenceCluster us-east is invalid: spec.providerConfigRef: Invalid input: expected object, received undefined',
       namespace: 'team-a',
       claimName: 'modelcache-llama',
       identity: (f.replicaRequest(HF, US_EAST).composite['spec'] as Json)['identity'],
@@ -362,7 +378,11 @@ describe('composeModelCacheReplica: requirements follow from its own spec', () =
         matchName: 'llama',
         namespace: 'team-a',
       },
-      [REQUIRE_CLUSTER]: { apiVersion: API_VERSION, kind: 'InferenceCluster', matchName: 'us-east' },
+      [REQUIRE_CLUSTER]: {
+        apiVersion: API_VERSION,
+        kind: 'InferenceCluster',
+        matchName: 'us-east',
+      },
       [REQUIRE_PROVIDER_CONFIG]: {
         apiVersion: 'kubernetes.m.crossplane.io/v1alpha1',
         kind: 'ClusterProviderConfig',
@@ -378,7 +398,8 @@ describe('composeModelCacheReplica: bad input is fatal and names the field', () 
     {
       reason: 'no cluster',
       spec: { cacheRef: { name: 'llama' }, identity: 'a'.repeat(64) },
-      fatal: 'invalid ModelCacheReplica: spec.cluster: Invalid input: expected string, received undefined',
+      fatal:
+        'invalid ModelCacheReplica: spec.cluster: Invalid input: expected string, received undefined',
     },
     {
       reason: 'an identity that is not a sha256',

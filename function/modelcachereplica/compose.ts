@@ -43,7 +43,10 @@ import { NEVER_HELD } from '../modelcache/roles.js';
 // Whatever it cannot read this call, it holds: Objects exactly as observed, status as it was.
 
 /** The same requirements on every call of a replica: all follow from its own spec. */
-function requirements(spec: ModelCacheReplicaSpec, namespace: string): Record<string, CoreSelector> {
+function requirements(
+  spec: ModelCacheReplicaSpec,
+  namespace: string,
+): Record<string, CoreSelector> {
   const out: Record<string, CoreSelector> = {
     [REQUIRE_PARENT_CACHE]: {
       apiVersion: API_VERSION,
@@ -51,7 +54,11 @@ function requirements(spec: ModelCacheReplicaSpec, namespace: string): Record<st
       matchName: spec.cacheRef.name,
       namespace,
     },
-    [REQUIRE_CLUSTER]: { apiVersion: API_VERSION, kind: KIND_INFERENCE_CLUSTER, matchName: spec.cluster },
+    [REQUIRE_CLUSTER]: {
+      apiVersion: API_VERSION,
+      kind: KIND_INFERENCE_CLUSTER,
+      matchName: spec.cluster,
+    },
   };
   const pc = spec.providerConfigRef;
   if (pc !== undefined) {
@@ -81,9 +88,19 @@ function previousStatus(status: unknown): ReplicaStatus | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
+/** A backend's cluster status without the cluster's name: the replica's spec names it. */
 function toReplicaStatus(c: ClusterStatus): ReplicaStatus {
-  const { name: _cluster, ...rest } = c;
-  return rest;
+  return {
+    phase: c.phase,
+    reason: c.reason,
+    message: c.message,
+    namespace: c.namespace,
+    claimName: c.claimName,
+    ...(c.progress !== undefined ? { progress: c.progress } : {}),
+    ...(c.resolvedRevision !== undefined ? { resolvedRevision: c.resolvedRevision } : {}),
+    identity: c.identity,
+    ...(c.claimUID !== undefined ? { claimUID: c.claimUID } : {}),
+  };
 }
 
 function artifactCondition(s: ReplicaStatus): CoreCondition {
