@@ -72,7 +72,10 @@ function repoFiles(): ArtifactFile[] {
   ];
 }
 
-function bar(e: ClusterEntry | undefined, width = 28): string {
+/** What a row shows: a replica's report, or the cache's entry before the replica has one. */
+type Row = Pick<ClusterEntry, 'phase' | 'reason' | 'progress'>;
+
+function bar(e: Row | undefined, width = 28): string {
   if (!e) return `[${' '.repeat(width)}]`;
   const frac =
     e.phase === 'Ready'
@@ -84,7 +87,7 @@ function bar(e: ClusterEntry | undefined, width = 28): string {
   return `[${'#'.repeat(n)}${'.'.repeat(width - n)}]`;
 }
 
-function bytesOf(e: ClusterEntry | undefined, total: number): string {
+function bytesOf(e: Row | undefined, total: number): string {
   if (!e) return '';
   if (e.phase === 'Ready') return `${fmt(total)} / ${fmt(total)}`;
   if (e.progress) return `${fmt(e.progress.bytesDone)} / ${fmt(e.progress.bytesTotal)}`;
@@ -227,11 +230,14 @@ async function main(): Promise<void> {
   let lastDraw = 0;
   let lines = 0;
   const frame = (): string[] => {
+    // The head is the cache's own compact status; each row is that cluster's
+    // ModelCacheReplica (`kubectl get modelcachereplicas`), where progress lives.
     const cl = sim.clustersOf(name, ns);
+    const replicas = sim.replicas(name, ns);
     const ready = [...cl.values()].filter((e) => e.phase === 'Ready').length;
     const head = `ModelCache ${ns}/${name}: ${ready}/${selected.length} Ready`;
     const rows = selected.map((c) => {
-      const e = cl.get(c);
+      const e: Row | undefined = replicas.get(c) ?? cl.get(c);
       return `  ${c.padEnd(9)} ${(e?.phase ?? '-').padEnd(9)} ${(e?.reason ?? '').padEnd(12)} ${bar(e)} ${bytesOf(e, total).padStart(21)}`;
     });
     return [head, ...rows];
@@ -294,7 +300,7 @@ async function main(): Promise<void> {
       `staged bytes do not match the source: ${[...v.problems, ...sim.violations.map((x) => x.message)].join('; ')}`,
     );
   }
-  const identity = sim.clustersOf(name, ns).get(selected[0] ?? '')?.resolvedRevision ?? '';
+  const identity = sim.replica(name, selected[0] ?? '', ns)?.resolvedRevision ?? '';
   out(`ModelCache Ready at ${cacheReadyAt ?? '?'}.`);
   out(
     `Verified: ${selected.length} volumes each hold ${staged.length} files, ${fmt(total)}, sha256-identical to the source (revision ${identity.slice(0, 12)});`,

@@ -1,7 +1,10 @@
-// The simulated fleet: a Crossplane control plane (XR controllers for the three kinds,
-// driven by the real Function over gRPC; provider-kubernetes' Object controller; the Usage
-// controller and webhook) and N workload clusters whose prefetch Jobs run the real fetch
-// program. Scenarios drive it like an operator: apply, delete, break things, wait.
+// The simulated fleet: a Crossplane control plane (an XR controller per XRD of the package —
+// ModelCache, ModelCacheReplica, ModelDeployment, InferenceCluster — each with the
+// Composition its XRD selects by default, driven by the real Function over gRPC;
+// provider-kubernetes' Object controller; the Usage controller and webhook) and N workload
+// clusters whose prefetch Jobs run the real fetch program. A ModelCache composes one
+// ModelCacheReplica per matched cluster; each replica composes that cluster's Objects.
+// Scenarios drive it like an operator: apply, delete, break things, wait.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,11 +24,8 @@ import {
   type Ref,
 } from './core/store.js';
 import { controlPlaneAdmission } from './crossplane/admission.js';
-import {
-  CompositeController,
-  type CompositionDef,
-  type ControlPlaneFaults,
-} from './crossplane/composite.js';
+import { CompositeController, type ControlPlaneFaults } from './crossplane/composite.js';
+import { installed } from './crossplane/definitions.js';
 import { FunctionRunner, type FunctionProcess } from './crossplane/function.js';
 import { UsageController } from './crossplane/usage.js';
 import { FetchProgramRunner } from './cluster/pods.js';
@@ -53,8 +53,19 @@ export interface Violation {
   bytesLost: number;
 }
 
+/** A cluster's entry in a ModelCache's compact status. */
 export interface ClusterEntry {
   name: string;
+  phase: string;
+  reason: string;
+  progress?: { bytesDone: number; bytesTotal: number };
+}
+
+/** A ModelCacheReplica's status: the details of one cache on one cluster. */
+export interface ReplicaView {
+  /** The replica object's name. */
+  replica: string;
+  cluster: string;
   phase: string;
   reason: string;
   message: string;
@@ -64,6 +75,14 @@ export interface ClusterEntry {
   progress?: { bytesDone: number; bytesTotal: number };
   resolvedRevision?: string;
 }
+
+export const XR_KINDS = [
+  'ModelCache',
+  'ModelCacheReplica',
+  'ModelDeployment',
+  'InferenceCluster',
+] as const;
+export type XrKind = (typeof XR_KINDS)[number];
 
 export interface SimOptions {
   fn: FunctionProcess;
@@ -85,20 +104,6 @@ export interface AddClusterOptions {
   providerConfig?: boolean;
 }
 
-export function loadComposition(file: string): CompositionDef {
-  const doc = parseYaml(readFileSync(join(ROOT, file), 'utf8')) as Json;
-  const spec = obj(doc, 'spec') ?? {};
-  const pipeline = Array.isArray(spec['pipeline'])
-    ? (spec['pipeline'] as CompositionDef['pipeline'])
-    : [];
-  return {
-    name: str(doc, 'metadata', 'name') ?? '',
-    apiVersion: str(spec, 'compositeTypeRef', 'apiVersion') ?? '',
-    kind: str(spec, 'compositeTypeRef', 'kind') ?? '',
-    pipeline,
-  };
-}
-
 export class Sim {
   readonly clock: VirtualClock;
   readonly cp: Store;
@@ -106,7 +111,7 @@ export class Sim {
   readonly clusters = new Map<string, WorkloadCluster>();
   readonly runner: FunctionRunner;
   readonly fetch = new FetchProgramRunner();
-  readonly xr: Record<'ModelCache' | 'ModelDeployment' | 'InferenceCluster', CompositeController>;
+  readonly xr: Record<XrKind, CompositeController>;
   readonly provider: ObjectController;
   readonly usage: UsageController;
   readonly faults: ControlPlaneFaults = { failFetches: new Map() };
@@ -132,22 +137,29 @@ export class Sim {
       this.checkSecrets(rsp);
     });
     const cpOpts = { realtime: true, pollIntervalMs: 60_000, faults: this.faults };
-    const ctl = (file: string): CompositeController =>
-      new CompositeController(
-        this.clock,
-        this.cp,
-        this.runner,
-        loadComposition(file),
-        this.events,
-        cpOpts,
+    const controllers = new Map<string, CompositeController>();
+    for (const { xrd, composition } of installed()) {
+      controllers.set(
+        xrd.kind,
+        new CompositeController(this.clock, this.cp, this.runner, composition, this.events, cpOpts),
       );
+    }
+    const ctl = (kind: XrKind): CompositeController => {
+      const c = controllers.get(kind);
+      if (!c) throw new Error(`the package defines no XRD for ${kind}`);
+      return c;
+    };
     this.xr = {
-      ModelCache: ctl('compositions/modelcache.yaml'),
-      ModelDeployment: ctl('compositions/modeldeployment.yaml'),
-      InferenceCluster: ctl('compositions/inferencecluster.yaml'),
+      ModelCache: ctl('ModelCache'),
+      ModelCacheReplica: ctl('ModelCacheReplica'),
+      ModelDeployment: ctl('ModelDeployment'),
+      InferenceCluster: ctl('InferenceCluster'),
     };
     this.xr.ModelCache.afterReconcile.push((xr) => {
       this.checkReady(xr);
+    });
+    this.xr.ModelCacheReplica.afterReconcile.push((xr) => {
+      this.checkReplicaReady(xr);
     });
     this.provider = new ObjectController(
       this.clock,
@@ -165,9 +177,7 @@ export class Sim {
       { ...DEFAULT_PROVIDER_OPTIONS, ...(opts.provider ?? {}) },
     );
     this.usage = new UsageController(this.clock, this.cp, (kind) =>
-      kind === 'ModelCache' || kind === 'ModelDeployment' || kind === 'InferenceCluster'
-        ? XR_API_VERSION
-        : 'v1',
+      (XR_KINDS as readonly string[]).includes(kind) ? XR_API_VERSION : 'v1',
     );
   }
 
@@ -324,6 +334,7 @@ export class Sim {
     return { apiVersion: XR_API_VERSION, kind: 'ModelDeployment', name, namespace };
   }
 
+  /** The compact per-cluster entries of a ModelCache's status, by cluster. */
   clustersOf(name: string, namespace = NS): Map<string, ClusterEntry> {
     const xr = this.cp.get(this.cacheRef(name, namespace));
     const list =
@@ -331,6 +342,50 @@ export class Sim {
         ? (xr['status']['clusters'] as ClusterEntry[])
         : [];
     return new Map(list.map((c) => [c.name, c]));
+  }
+
+  /** The ModelCacheReplicas a cache controls (deleting ones included), by cluster. */
+  replicaObjects(name: string, namespace = NS): Map<string, KObject> {
+    const cache = this.cp.get(this.cacheRef(name, namespace));
+    const out = new Map<string, KObject>();
+    if (!cache) return out;
+    for (const r of this.cp.list(XR_API_VERSION, 'ModelCacheReplica', { namespace })) {
+      const ctl = (r.metadata.ownerReferences ?? []).find((o) => o.controller === true);
+      if (ctl?.uid !== cache.metadata.uid) continue;
+      const cluster = str(r, 'spec', 'cluster') ?? '';
+      const prev = out.get(cluster);
+      // A replica being deleted gives way to a live one for the same cluster.
+      if (prev && prev.metadata.deletionTimestamp === undefined) continue;
+      out.set(cluster, r);
+    }
+    return out;
+  }
+
+  /** What each of a cache's replicas reports (its status), by cluster. */
+  replicas(name: string, namespace = NS): Map<string, ReplicaView> {
+    const out = new Map<string, ReplicaView>();
+    for (const [cluster, r] of this.replicaObjects(name, namespace)) {
+      const v = replicaView(r);
+      if (v) out.set(cluster, v);
+    }
+    return out;
+  }
+
+  /** One replica's report, if it has made one. */
+  replica(name: string, cluster: string, namespace = NS): ReplicaView | undefined {
+    return this.replicas(name, namespace).get(cluster);
+  }
+
+  /**
+   * The Objects a cache's replicas compose, keyed `<cluster>/<role>` (role = the composition
+   * resource name inside the replica).
+   */
+  cacheObjects(name: string, namespace = NS): Map<string, KObject> {
+    const out = new Map<string, KObject>();
+    for (const [cluster, r] of this.replicaObjects(name, namespace)) {
+      for (const [role, o] of this.composed(refOf(r))) out.set(`${cluster}/${role}`, o);
+    }
+    return out;
   }
 
   phases(name: string, namespace = NS): Record<string, string> {
@@ -412,11 +467,19 @@ export class Sim {
       const st = isObj(xr['status']) ? xr['status'] : {};
       lines.push(`  ModelDeployment ${xr.metadata.name}: ${JSON.stringify(st['clusters'] ?? [])}`);
     }
-    for (const [k, e] of [
-      ...this.xr.ModelCache.queue.lastError,
-      ...this.xr.ModelDeployment.queue.lastError,
-    ]) {
-      lines.push(`  XR error ${k}: ${e.slice(0, 300)}`);
+    for (const r of this.cp.list(XR_API_VERSION, 'ModelCacheReplica')) {
+      const v = replicaView(r);
+      lines.push(
+        `  ModelCacheReplica ${r.metadata.name}${r.metadata.deletionTimestamp !== undefined ? ' (deleting)' : ''}: ${v ? `${v.phase}/${v.reason}: ${v.message.slice(0, 200)}` : 'no status'}`,
+      );
+    }
+    for (const kind of XR_KINDS) {
+      for (const [k, e] of this.xr[kind].queue.lastError)
+        lines.push(`  XR error ${k}: ${e.slice(0, 300)}`);
+      for (const o of this.xr[kind].breaker.openings)
+        lines.push(
+          `  circuit opened for ${o.target} at +${Math.round(o.at / 1000)} s by ${o.triggeredBy}`,
+        );
     }
     for (const o of this.cp.list(OBJECT_API_VERSION, 'Object')) {
       const synced = (
@@ -444,30 +507,78 @@ export class Sim {
 
   private claimOwner(cluster: string, namespace: string, claim: string): string | undefined {
     for (const xr of this.cp.list(XR_API_VERSION, 'ModelCache', { namespace })) {
-      const e = this.clustersOf(xr.metadata.name, namespace).get(cluster);
-      if (e?.claimName === claim) return `${namespace}/${xr.metadata.name}`;
+      if (str(xr, 'status', 'claimName') === claim) return `${namespace}/${xr.metadata.name}`;
+      const v = this.replica(xr.metadata.name, cluster, namespace);
+      if (v?.claimName === claim) return `${namespace}/${xr.metadata.name}`;
     }
     return undefined;
   }
 
-  /** Whenever a cache says Ready on a cluster, its volume must hold its bytes. */
+  private verifyOnce(
+    who: string,
+    cluster: string,
+    namespace: string,
+    claim: string,
+    identity: string,
+    expected: Expected | undefined,
+  ): void {
+    const key = `${cluster}/${namespace}/${claim}/${identity}`;
+    if (this.verified.has(key)) return;
+    this.verified.add(key);
+    const dir = this.clusters.get(cluster)?.volumeOf(namespace, claim);
+    const report = verifyVolume(dir, identity, expected);
+    if (!report.ok) {
+      this.violations.push({
+        kind: 'ready-without-bytes',
+        message: `${who} Ready on ${cluster} at ${this.clock.stamp()} but: ${report.problems.slice(0, 4).join('; ')}`,
+        bytesLost: report.bytesLost,
+      });
+    }
+  }
+
+  /**
+   * Whenever a cache says Ready on a cluster, the claim its consumers mount (the status'
+   * claimName and namespace) must hold the bytes of the identity the replica staged.
+   */
   private checkReady(xr: KObject): void {
     const ns = xr.metadata.namespace ?? NS;
+    const replicas = this.replicas(xr.metadata.name, ns);
     for (const e of this.clustersOf(xr.metadata.name, ns).values()) {
       if (e.phase !== 'Ready' || e.reason !== 'Staged') continue;
-      const key = `${e.name}/${e.claimName}/${e.identity}`;
-      if (this.verified.has(key)) continue;
-      this.verified.add(key);
-      const dir = this.clusters.get(e.name)?.volumeOf(e.namespace, e.claimName);
-      const report = verifyVolume(dir, e.identity, this.expected.get(`${ns}/${xr.metadata.name}`));
-      if (!report.ok) {
+      const r = replicas.get(e.name);
+      if (!r || r.phase !== 'Ready') {
         this.violations.push({
           kind: 'ready-without-bytes',
-          message: `${xr.metadata.name} Ready on ${e.name} at ${this.clock.stamp()} but: ${report.problems.slice(0, 4).join('; ')}`,
-          bytesLost: report.bytesLost,
+          message: `${xr.metadata.name} Ready on ${e.name} at ${this.clock.stamp()} but its replica reports ${r ? `${r.phase}/${r.reason}` : 'nothing'}`,
+          bytesLost: 0,
         });
+        continue;
       }
+      this.verifyOnce(
+        xr.metadata.name,
+        e.name,
+        str(xr, 'status', 'namespace') ?? r.namespace,
+        str(xr, 'status', 'claimName') ?? r.claimName,
+        r.identity,
+        this.expected.get(`${ns}/${xr.metadata.name}`),
+      );
     }
+  }
+
+  /** Whenever a replica says Ready/Staged, its claim must hold its identity's bytes. */
+  private checkReplicaReady(r: KObject): void {
+    const v = replicaView(r);
+    if (v?.phase !== 'Ready' || v.reason !== 'Staged') return;
+    const ns = r.metadata.namespace ?? NS;
+    const cache = str(r, 'spec', 'cacheRef', 'name') ?? '';
+    this.verifyOnce(
+      `ModelCacheReplica ${r.metadata.name}`,
+      v.cluster,
+      v.namespace,
+      v.claimName,
+      v.identity,
+      this.expected.get(`${ns}/${cache}`),
+    );
   }
 
   private checkConsumer(m: ConsumerMount): void {
@@ -511,13 +622,25 @@ export class Sim {
     let lost = 0;
     let verified = 0;
     const problems: string[] = [];
+    const xr = this.cp.get(this.cacheRef(name, namespace));
+    const replicas = this.replicas(name, namespace);
     for (const e of this.clustersOf(name, namespace).values()) {
       if (e.phase !== 'Ready' || e.reason !== 'Staged') continue;
-      const dir = this.clusters.get(e.name)?.volumeOf(e.namespace, e.claimName);
-      const r = verifyVolume(dir, e.identity, this.expected.get(`${namespace}/${name}`));
-      lost += r.bytesLost;
-      verified += r.bytesVerified;
-      for (const p of r.problems) problems.push(`${e.name}: ${p}`);
+      const r = replicas.get(e.name);
+      if (!r) {
+        problems.push(`${e.name}: Ready without a replica reporting`);
+        continue;
+      }
+      const dir = this.clusters
+        .get(e.name)
+        ?.volumeOf(
+          str(xr, 'status', 'namespace') ?? r.namespace,
+          str(xr, 'status', 'claimName') ?? r.claimName,
+        );
+      const v = verifyVolume(dir, r.identity, this.expected.get(`${namespace}/${name}`));
+      lost += v.bytesLost;
+      verified += v.bytesVerified;
+      for (const p of v.problems) problems.push(`${e.name}: ${p}`);
     }
     return { lost, verified, problems };
   }
@@ -547,4 +670,32 @@ export class Sim {
       .map((d) => parseYaml(d) as unknown)
       .filter((d): d is Json => isObj(d));
   }
+}
+
+/** A replica's status as the simulator reads it (undefined until it has reported). */
+export function replicaView(r: KObject): ReplicaView | undefined {
+  const st = obj(r, 'status');
+  const phase = str(st, 'phase');
+  if (st === undefined || phase === undefined) return undefined;
+  const progress = obj(st, 'progress');
+  const revision = str(st, 'resolvedRevision');
+  return {
+    replica: r.metadata.name,
+    cluster: str(r, 'spec', 'cluster') ?? '',
+    phase,
+    reason: str(st, 'reason') ?? '',
+    message: str(st, 'message') ?? '',
+    namespace: str(st, 'namespace') ?? '',
+    claimName: str(st, 'claimName') ?? '',
+    identity: str(st, 'identity') ?? '',
+    ...(progress !== undefined
+      ? {
+          progress: {
+            bytesDone: Number(progress['bytesDone'] ?? 0),
+            bytesTotal: Number(progress['bytesTotal'] ?? 0),
+          },
+        }
+      : {}),
+    ...(revision !== undefined ? { resolvedRevision: revision } : {}),
+  };
 }

@@ -1,7 +1,7 @@
 // An API server's object store, one per simulated cluster (the control plane and each
 // workload cluster): uid, resourceVersion, generation, finalizers and deletionTimestamp,
 // namespace existence, no-op writes that do not bump resourceVersion (and raise no watch
-// event), owner references with the garbage collector's background and orphan
+// event), owner references with the garbage collector's background, foreground and orphan
 // propagation, admission hooks, and server-side-apply field ownership (ssa.ts).
 import { randomUUID } from 'node:crypto';
 
@@ -85,6 +85,9 @@ export type WatchEvent = {
 };
 
 export type Propagation = 'Background' | 'Foreground' | 'Orphan';
+
+/** metav1.FinalizerDeleteDependents: set by the API server on a foreground deletion. */
+export const FOREGROUND_FINALIZER = 'foregroundDeletion';
 
 export type AdmissionOp = 'CREATE' | 'UPDATE' | 'DELETE';
 /** Throws an ApiError to reject; may mutate `obj` on CREATE/UPDATE (defaulting). */
@@ -437,6 +440,39 @@ export class Store {
       propagation ??
       (cur.kind === 'Job' && cur.apiVersion === 'batch/v1' ? 'Orphan' : 'Background');
     if (policy === 'Orphan') this.orphanDependents(cur.metadata.uid);
+    // Foreground: the owner stays, marked, until the garbage collector has removed every
+    // dependent that blocks its deletion (dependents are deleted in foreground in turn).
+    const blocking =
+      policy === 'Foreground' && cur.metadata.deletionTimestamp === undefined
+        ? this.dependents(cur.metadata.uid).filter((d) => this.blocks(d, cur.metadata.uid))
+        : [];
+    if (blocking.length > 0) {
+      const o = clone(cur);
+      o.metadata.deletionTimestamp = this.clock.iso();
+      o.metadata.finalizers = [...(o.metadata.finalizers ?? []), FOREGROUND_FINALIZER];
+      o.metadata.resourceVersion = this.bump();
+      this.objects.set(key, o);
+      this.emit({ type: 'MODIFIED', obj: o, old: cur });
+      for (const d of this.dependents(cur.metadata.uid)) {
+        const refs = d.metadata.ownerReferences ?? [];
+        if (refs.some((r) => r.uid !== cur.metadata.uid && this.live(r.uid))) {
+          // Another owner keeps it: only the reference to the owner being deleted goes.
+          const next = clone(d);
+          next.metadata.ownerReferences = refs.filter((r) => r.uid !== cur.metadata.uid);
+          this.commit(keyOf(refOf(d)), d, next, 'garbage-collector');
+          continue;
+        }
+        if (d.metadata.deletionTimestamp !== undefined) continue;
+        try {
+          this.delete(refOf(d), 'Foreground');
+        } catch (err) {
+          // Refused (a webhook): the owner keeps waiting, as the real collector retries.
+          if (!isApiError(err)) throw err;
+        }
+      }
+      this.releaseForeground(cur.metadata.uid);
+      return;
+    }
     if ((cur.metadata.finalizers ?? []).length > 0) {
       if (cur.metadata.deletionTimestamp !== undefined) return;
       const o = clone(cur);
@@ -449,6 +485,35 @@ export class Store {
     this.remove(key, cur);
   }
 
+  private dependents(uid: string): KObject[] {
+    return [...this.objects.values()].filter((o) =>
+      (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid),
+    );
+  }
+
+  private blocks(o: KObject, ownerUid: string): boolean {
+    return (o.metadata.ownerReferences ?? []).some(
+      (r) => r.uid === ownerUid && r.blockOwnerDeletion === true,
+    );
+  }
+
+  private live(uid: string): boolean {
+    for (const o of this.objects.values()) if (o.metadata.uid === uid) return true;
+    return false;
+  }
+
+  /** The garbage collector lifts `foregroundDeletion` once no blocking dependent is left. */
+  private releaseForeground(uid: string): void {
+    const owner = [...this.objects.entries()].find(([, o]) => o.metadata.uid === uid);
+    if (!owner) return;
+    const [key, cur] = owner;
+    if (!(cur.metadata.finalizers ?? []).includes(FOREGROUND_FINALIZER)) return;
+    if (this.dependents(uid).some((d) => this.blocks(d, uid))) return;
+    const o = clone(cur);
+    o.metadata.finalizers = (o.metadata.finalizers ?? []).filter((f) => f !== FOREGROUND_FINALIZER);
+    this.commit(key, cur, o, 'garbage-collector');
+  }
+
   private remove(key: string, cur: KObject): void {
     this.objects.delete(key);
     this.fields.delete(key);
@@ -457,6 +522,7 @@ export class Store {
     gone.metadata.deletionTimestamp ??= this.clock.iso();
     this.emit({ type: 'DELETED', obj: gone, old: cur });
     this.collectDependents(cur.metadata.uid);
+    for (const r of cur.metadata.ownerReferences ?? []) this.releaseForeground(r.uid);
   }
 
   private orphanDependents(uid: string): void {

@@ -10,6 +10,7 @@ import { ApiError, type Store } from '../core/store.js';
 
 export const XRDS: Record<string, string> = {
   ModelCache: 'apis/modelcaches/definition.yaml',
+  ModelCacheReplica: 'apis/modelcachereplicas/definition.yaml',
   ModelDeployment: 'apis/modeldeployments/definition.yaml',
   InferenceCluster: 'apis/inferenceclusters/definition.yaml',
 };

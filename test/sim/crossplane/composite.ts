@@ -1,9 +1,13 @@
-// Crossplane's composite resource (XR) controller, as of crossplane/crossplane v2.3.0:
+// Crossplane's composite resource (XR) controller, as of crossplane/crossplane v2.3.4:
 //   internal/controller/apiextensions/composite/reconciler.go          (Reconcile)
 //   internal/controller/apiextensions/composite/composition_functions.go (FunctionComposer.Compose)
 //   internal/xfn/required_resources.go                                  (FetchingFunctionRunner)
 //   internal/controller/apiextensions/definition/reconciler.go          (realtime watches, rate limit)
-// Each rule below names the upstream behaviour it follows.
+//   internal/circuit                                                    (watch circuit breaker)
+// Each rule below names the upstream behaviour it follows. One controller runs per XR kind;
+// an XR that composes another XR (a ModelCache its ModelCacheReplicas) needs nothing special:
+// the composed XR is applied like any composed resource, and its own kind's controller
+// reconciles it, with its own Function calls, requirements and status.
 import { createHash } from 'node:crypto';
 
 import {
@@ -19,6 +23,7 @@ import {
 } from '@crossplane-org/function-sdk-typescript';
 
 import type { VirtualClock } from '../core/clock.js';
+import { CircuitBreaker, type BreakerOptions } from './circuit.js';
 import type { EventLog } from '../core/events.js';
 import {
   clone,
@@ -26,11 +31,13 @@ import {
   deepEqual,
   isObj,
   setCondition,
+  str,
   type Condition,
   type Json,
 } from '../core/json.js';
 import { Controller, type Result } from '../core/queue.js';
 import {
+  groupOf,
   isApiError,
   isNamespaced,
   keyOf,
@@ -123,8 +130,9 @@ export interface CompositeOptions {
   realtime: boolean;
   /** --poll-interval when realtime is off. */
   pollIntervalMs: number;
-  /** Whether to cap a pipeline call at a wall-clock timeout (Crossplane's default is 60 s). */
   faults: ControlPlaneFaults;
+  /** The watch circuit breaker's settings (--circuit-breaker-*). */
+  breaker?: BreakerOptions;
 }
 
 export class CompositeController {
@@ -133,6 +141,8 @@ export class CompositeController {
   readonly calls = new Map<string, number>();
   /** Observers of each completed reconcile (the simulator's invariant checks). */
   readonly afterReconcile: ((xr: KObject) => void)[] = [];
+  /** The controller's watch circuit breaker (one per XR kind, state per XR). */
+  readonly breaker: CircuitBreaker;
 
   constructor(
     private readonly clock: VirtualClock,
@@ -142,35 +152,64 @@ export class CompositeController {
     private readonly events: EventLog,
     private readonly opts: CompositeOptions,
   ) {
+    this.breaker = new CircuitBreaker(clock, opts.breaker);
     // The XR reconciler's rate limiter is capped at 30 s (definition/reconciler.go).
     this.queue = new Controller(clock, `xr/${composition.kind}`, (k) => this.reconcile(k), {
       baseMs: 1_000,
       maxMs: 30_000,
     });
     store.watch((ev) => {
-      // Watch on the XR kind itself: every event enqueues it (SelfMapFunc).
-      if (ev.obj.kind === composition.kind && ev.obj.apiVersion === composition.apiVersion) {
-        this.queue.enqueue(keyOf(refOf(ev.obj)));
-        return;
+      const deleting = ev.obj.metadata.deletionTimestamp !== undefined;
+      const o = ev.obj;
+      const source = `${o.kind}/${o.metadata.name}${o.metadata.namespace !== undefined ? ` (${o.metadata.namespace})` : ''}`;
+      // Watch on the XR kind itself (SelfMapFunc, through NewSelfDeleteResetMapFunc and the
+      // breaker's NewMapFunc).
+      if (
+        o.kind === composition.kind &&
+        groupOf(o.apiVersion) === groupOf(composition.apiVersion)
+      ) {
+        const key = keyOf(refOf(o));
+        this.index(key, ev.type === 'DELETED' ? undefined : o);
+        if (deleting) this.breaker.reset(key);
+        if (this.breaker.admit(key, source, deleting)) this.queue.enqueue(key);
       }
-      // Realtime compositions: a composed resource's events enqueue the XR that controls it
-      // (CompositeResourcesMapFunc over the resourceRefs index).
+      // Realtime compositions: a composed resource's events enqueue every XR whose
+      // resourceRefs name it (CompositeResourcesMapFunc over the resourceRefs index). A
+      // composed XR is watched by its own kind's controller above and by its parent's here.
       if (!opts.realtime) return;
-      const owner = (ev.obj.metadata.ownerReferences ?? []).find(
-        (r) => r.controller === true && r.kind === composition.kind,
-      );
-      if (!owner) return;
-      const xr = this.findByUid(owner.uid, ev.obj.metadata.namespace);
-      if (xr) this.queue.enqueue(keyOf(refOf(xr)));
+      for (const key of this.byRef.get(keyOf(refOf(o))) ?? []) {
+        if (this.breaker.admit(key, source, deleting)) this.queue.enqueue(key);
+      }
     });
   }
 
-  private findByUid(uid: string, namespace: string | undefined): KObject | undefined {
-    return this.store
-      .list(this.composition.apiVersion, this.composition.kind, {
-        namespace: isNamespaced(this.composition.kind) ? namespace : undefined,
-      })
-      .find((x) => x.metadata.uid === uid);
+  /** Composed resource key -> keys of the XRs whose resourceRefs name it. */
+  private readonly byRef = new Map<string, Set<string>>();
+  private readonly refsOf = new Map<string, string[]>();
+
+  /** IndexCompositeResourcesRefs, kept from the XRs' own watch events. */
+  private index(xrKey: string, xr: KObject | undefined): void {
+    for (const k of this.refsOf.get(xrKey) ?? []) this.byRef.get(k)?.delete(xrKey);
+    const keys: string[] = [];
+    for (const r of xr ? arrOf(xr, 'spec', 'crossplane', 'resourceRefs') : []) {
+      if (!isObj(r) || typeof r['name'] !== 'string') continue;
+      const ns =
+        xr?.metadata.namespace ?? (typeof r['namespace'] === 'string' ? r['namespace'] : undefined);
+      keys.push(
+        keyOf({
+          apiVersion: String(r['apiVersion']),
+          kind: String(r['kind']),
+          name: r['name'],
+          namespace: ns,
+        }),
+      );
+    }
+    this.refsOf.set(xrKey, keys);
+    for (const k of keys) {
+      let set = this.byRef.get(k);
+      if (!set) this.byRef.set(k, (set = new Set()));
+      set.add(xrKey);
+    }
   }
 
   private ref(key: string): Ref {
@@ -200,14 +239,42 @@ export class CompositeController {
     if (!xr) return {};
     // Deletion: functions do not run; the finalizer goes and Kubernetes' garbage collector
     // deletes the composed resources through their owner references (reconciler.go).
+    // A composed XR deleted in foreground stays (marked Deleting) until the collector has
+    // removed what it composes.
     if (xr.metadata.deletionTimestamp !== undefined) {
       const fins = (xr.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
       if (fins.length !== (xr.metadata.finalizers ?? []).length) {
         xr.metadata.finalizers = fins;
         this.store.update(xr, 'crossplane');
       }
+      const left = this.store.get(ref);
+      if (left) {
+        let conds = conditions(left, 'status', 'conditions');
+        conds = setCondition(
+          conds,
+          { type: 'Ready', status: 'False', reason: 'Deleting' },
+          this.clock.iso(),
+        );
+        conds = setCondition(
+          conds,
+          { type: 'Synced', status: 'True', reason: 'ReconcileSuccess' },
+          this.clock.iso(),
+        );
+        left['status'] = { ...(isObj(left['status']) ? left['status'] : {}), conditions: conds };
+        this.store.updateStatus(left, 'crossplane');
+      }
       return {};
     }
+    // The breaker's state, reported on every reconcile (reconciler.go, WatchCircuitOpen).
+    const circuit = this.breaker.state(key);
+    const responsive: Condition = circuit.isOpen
+      ? {
+          type: 'Responsive',
+          status: 'False',
+          reason: 'WatchCircuitOpen',
+          message: `Too many watch events from ${circuit.triggeredBy}. Allowing events periodically.`,
+        }
+      : { type: 'Responsive', status: 'True', reason: 'WatchCircuitClosed' };
     // AddFinalizer, the name-prefix label and the Composition reference, before composing.
     const labels = xr.metadata.labels ?? {};
     const spec = isObj(xr['spec']) ? xr['spec'] : {};
@@ -225,11 +292,33 @@ export class CompositeController {
         ...labels,
         [LABEL_COMPOSITE]: labels[LABEL_COMPOSITE] ?? xr.metadata.name,
       };
+      // SelectComposition: an XR naming none gets its XRD's defaultCompositionRef (the
+      // simulator runs that one Composition per kind).
+      const selected = !isObj(cpSpec['compositionRef']);
       xr['spec'] = {
         ...spec,
-        crossplane: { ...cpSpec, compositionRef: { name: this.composition.name } },
+        crossplane: {
+          ...cpSpec,
+          compositionRef: isObj(cpSpec['compositionRef'])
+            ? cpSpec['compositionRef']
+            : { name: this.composition.name },
+        },
       };
       xr = this.store.update(xr, 'crossplane');
+      if (selected) {
+        this.record(
+          xr,
+          'Normal',
+          'SelectComposition',
+          `Successfully selected composition: ${this.composition.name}`,
+        );
+      }
+    }
+    const chosen = str(xr, 'spec', 'crossplane', 'compositionRef', 'name');
+    if (chosen !== this.composition.name) {
+      const msg = `cannot fetch composition revision: no CompositionRevision of Composition "${chosen ?? ''}" (the simulator serves only ${this.composition.name} for ${this.composition.kind})`;
+      this.record(xr, 'Warning', 'ComposeResources', msg);
+      return { error: msg };
     }
     const statusBefore = clone(xr['status']);
     let res: ComposeResult;
@@ -243,7 +332,11 @@ export class CompositeController {
       const msg = `cannot compose resources: ${message}`;
       this.record(now, 'Warning', 'ComposeResources', msg);
       for (const e of partial.events) this.record(now, e.type, e.reason, e.message);
-      let conds = conditions(now, 'status', 'conditions');
+      let conds = setCondition(
+        conditions(now, 'status', 'conditions'),
+        responsive,
+        this.clock.iso(),
+      );
       const seen = new Set<string>();
       for (const c of partial.conditions) {
         if (SYSTEM_CONDITIONS.has(c.type)) continue;
@@ -277,7 +370,7 @@ export class CompositeController {
     const now = this.store.get(ref);
     if (!now) return {};
     for (const e of res.events) this.record(now, e.type, e.reason, e.message);
-    let conds = conditions(now, 'status', 'conditions');
+    let conds = setCondition(conditions(now, 'status', 'conditions'), responsive, this.clock.iso());
     for (const c of res.conditions) {
       if (SYSTEM_CONDITIONS.has(c.type)) continue; // "Do not let users update system conditions."
       conds = setCondition(conds, c, this.clock.iso());
@@ -394,13 +487,13 @@ export class CompositeController {
       // "missing" means not fetched yet, "empty" means none exist.
       const extra: Record<string, Resources> = {};
       req.requiredResources = { ...bootstrap };
-      for (const [name, selector] of Object.entries(reqs?.resources ?? {})) {
-        req.requiredResources[name] = this.fetch(selector);
-      }
       // Crossplane still serves the deprecated extra_resources field the same way.
       // eslint-disable-next-line @typescript-eslint/no-deprecated -- read for older functions
       for (const [name, selector] of Object.entries(reqs?.extraResources ?? {})) {
-        extra[name] = this.fetch(selector);
+        extra[name] = this.fetchFor(name, selector);
+      }
+      for (const [name, selector] of Object.entries(reqs?.resources ?? {})) {
+        req.requiredResources[name] = this.fetchFor(name, selector);
       }
       // eslint-disable-next-line @typescript-eslint/no-deprecated -- written for older functions
       req.extraResources = extra;
@@ -411,13 +504,23 @@ export class CompositeController {
     );
   }
 
+  private fetchFor(name: string, rs: ResourceSelector): Resources {
+    try {
+      return this.fetch(rs);
+    } catch (err) {
+      throw new Error(
+        `fetching resources for ${name}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+
   /** ExistingRequiredResourcesFetcher.Fetch. */
   private fetch(rs: ResourceSelector): Resources {
     const failing = this.opts.faults.failFetches.get(rs.kind) ?? 0;
     if (failing > 0) {
       this.opts.faults.failFetches.set(rs.kind, failing - 1);
       throw new Error(
-        `cannot list required resources: the server is currently unable to handle the request (${rs.kind})`,
+        `${rs.matchName !== undefined ? 'cannot get required resource by name' : 'cannot list required resources'}: the server is currently unable to handle the request (get ${rs.kind.toLowerCase()}s.${groupOf(rs.apiVersion)}${rs.matchName !== undefined ? ` ${rs.matchName}` : ''})`,
       );
     }
     if (rs.matchName !== undefined) {
@@ -610,7 +713,17 @@ export class CompositeController {
           },
         );
       }
+      // The composite label goes first, so the deletion reads as garbage collection rather
+      // than the XR's own deletion; then a foreground delete with a UID precondition
+      // ("nested XRs will be deleted bottom up").
       try {
+        if (o.metadata.labels?.[LABEL_COMPOSITE] !== undefined) {
+          const next = clone(o);
+          const labels = { ...(next.metadata.labels ?? {}) };
+          Reflect.deleteProperty(labels, LABEL_COMPOSITE);
+          next.metadata.labels = labels;
+          this.store.update(next, 'crossplane');
+        }
         this.store.delete(refOf(o), 'Foreground', o.metadata.uid);
       } catch (err) {
         if (!isApiError(err, 'NotFound')) throw err;

@@ -74,13 +74,13 @@ export const secretRotated: Scenario = {
     );
     await sim.runFor(5 * MINUTE);
     const pods = sim.fetch.starts.length;
-    const composed = [...sim.composed(sim.cacheRef('llama')).keys()].sort();
+    const composed = [...sim.cacheObjects('llama').keys()].sort();
     sim.secret('hf_rotated_token_uvwxyz');
     sim.apply(hfTokenSecret('hf-token', 'hf_rotated_token_uvwxyz'));
     await sim.runFor(1 * HOUR);
     equal(sim.fetch.starts.length, pods, 'fetch pods after rotation');
     equal(
-      [...sim.composed(sim.cacheRef('llama')).keys()].sort(),
+      [...sim.cacheObjects('llama').keys()].sort(),
       composed,
       'composed resources after rotation',
     );

@@ -49,7 +49,7 @@ export const refetchAfterReady: Scenario = {
       1 * HOUR,
     );
     await sim.runFor(1 * MINUTE);
-    const first = sim.clustersOf('llama').get('us-east')?.identity;
+    const first = sim.replica('llama', 'us-east')?.identity;
     const consumers = sim.consumerChecks.length;
     sim.patchMeta(sim.cacheRef('llama'), { annotations: { 'modelplane.ai/refetch': 'r2' } });
     let minPods = Infinity;
@@ -67,7 +67,8 @@ export const refetchAfterReady: Scenario = {
           { clusters?: { reason: string }[] } | undefined;
         for (const c of st?.clusters ?? []) reasons.add(c.reason);
         const cl = sim.clustersOf('llama');
-        return both.every((c) => cl.get(c)?.phase === 'Ready' && cl.get(c)?.identity !== first);
+        const rs = sim.replicas('llama');
+        return both.every((c) => cl.get(c)?.phase === 'Ready' && rs.get(c)?.identity !== first);
       },
       1 * HOUR,
     );
@@ -108,13 +109,13 @@ export const refetchWhileHydrating: Scenario = {
       () => sim.cluster('us-east').runningFetchPods().length === 1,
       30 * MINUTE,
     );
-    const first = sim.clustersOf('llama').get('us-east')?.identity;
+    const first = sim.replica('llama', 'us-east')?.identity;
     sim.patchMeta(sim.cacheRef('llama'), { annotations: { 'modelplane.ai/refetch': 'now' } });
     await sim.until(
       'Ready under the new identity',
       () => {
         const e = sim.clustersOf('llama').get('us-east');
-        return e?.phase === 'Ready' && e.identity !== first;
+        return e?.phase === 'Ready' && sim.replica('llama', 'us-east')?.identity !== first;
       },
       2 * HOUR,
     );
@@ -195,7 +196,7 @@ export const partition: Scenario = {
     ).length;
     sim.cluster('eu-west').reachable = false;
     await sim.runFor(10 * MINUTE);
-    const unsynced = [...sim.composed(sim.cacheRef('llama'))]
+    const unsynced = [...sim.cacheObjects('llama')]
       .filter(([k]) => k.startsWith('eu-west/'))
       .filter(([, o]) =>
         (
@@ -245,7 +246,7 @@ export const existingPvc: Scenario = {
     });
     await sim.runFor(5 * MINUTE);
     equal(sim.phases('shared'), { 'us-east': 'Pending/ClaimNotBound' }, 'phase without the claim');
-    const msg = sim.clustersOf('shared').get('us-east')?.message ?? '';
+    const msg = sim.replica('shared', 'us-east')?.message ?? '';
     check(msg.includes('was not found'), `message: ${msg}`);
     // The platform team provisions the namespace and the claim (and fills it) out of band.
     sim

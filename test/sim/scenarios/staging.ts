@@ -58,13 +58,11 @@ export const healthyFleet: Scenario = {
       'AllClustersStaged',
       'ArtifactReady reason',
     );
-    for (const e of sim.clustersOf('llama').values())
-      equal(e.resolvedRevision, h.hub.commit, `${e.name} resolvedRevision`);
+    for (const c of all)
+      equal(sim.replica('llama', c)?.resolvedRevision, h.hub.commit, `${c} resolvedRevision`);
     equal(placed(sim, 'chat'), { 'eu-west': 1, 'us-east': 1, 'us-west': 1 }, 'replicas placed');
     // Once Ready, only the namespace and the claim remain composed for each cluster.
-    const roles = [...sim.composed(sim.cacheRef('llama')).keys()]
-      .map((k) => k.split('/')[1])
-      .sort();
+    const roles = [...sim.cacheObjects('llama').keys()].map((k) => k.split('/')[1]).sort();
     equal(
       roles,
       ['namespace', 'namespace', 'namespace', 'pvc', 'pvc', 'pvc'],
@@ -261,7 +259,7 @@ export const jobFailsForGood: Scenario = {
     );
     const pods = sim.cluster('us-east').fetchPods.length;
     equal(pods, 4, 'pods run (backoffLimit 3)');
-    const msg = sim.clustersOf('llama').get('us-east')?.message ?? '';
+    const msg = sim.replica('llama', 'us-east')?.message ?? '';
     check(
       msg.includes(weight) && msg.includes('403'),
       `the failure names the file and the cause: ${msg}`,
@@ -369,7 +367,7 @@ export const corruptAlways: Scenario = {
       2 * HOUR,
     );
     await sim.runFor(10 * MINUTE);
-    const msg = sim.clustersOf('llama').get('us-east')?.message ?? '';
+    const msg = sim.replica('llama', 'us-east')?.message ?? '';
     check(msg.includes('sha256 mismatch'), `the failure says why: ${msg}`);
     const dir = sim.cluster('us-east').volumeOf(NS, 'modelcache-llama');
     check(dir !== undefined, 'the volume exists');
