@@ -1,11 +1,20 @@
 // The request families bench:compose measures, each at the sizes and scenarios asked for.
-import { scenarioRequests, type ScenarioName } from './compose-scenario.js';
+import {
+  cacheRequests,
+  cacheScenario,
+  replicaRequests,
+  type CacheScenario,
+  type ScenarioName,
+} from './compose-scenario.js';
 
 /**
- *   cache  one ModelCache matching N clusters, mid-hydration, every composed Object observed
- *          (compose-scenario.ts).
+ *   cache    the ModelCache call: one ModelCache matching N clusters, observing its N
+ *            ModelCacheReplicas mid-hydration, each with its status;
+ *   replica  a replica call of that cache: one ModelCacheReplica observing its cluster's
+ *            Objects, with its parent (whose status lists N clusters), InferenceCluster and
+ *            provider config as required resources.
  */
-export const FAMILY_NAMES = ['cache'] as const;
+export const FAMILY_NAMES = ['replica', 'cache'] as const;
 export type FamilyName = (typeof FAMILY_NAMES)[number];
 
 export interface BenchCase {
@@ -25,27 +34,53 @@ export interface BenchCase {
   targetP99Ms?: number;
 }
 
-/** Issue 12: a ModelCache call at 1,000 clusters, p99 <= 100 ms. */
+/** Issue 12: a ModelCache call at 1,000 clusters p99 <= 100 ms; a replica call p99 <= 5 ms. */
 const CACHE_TARGET = { n: 1000, p99Ms: 100 };
+const REPLICA_TARGET_P99_MS = 5;
+/** A replica mid-hydration composes namespace, claim, credentials, Job and its RBAC. */
+const REPLICA_RESOURCES = 5;
+
+const scenarios = new Map<number, CacheScenario>();
+
+/** One scenario per size, built on first use and shared by both families. */
+export function scenarioAt(n: number): CacheScenario {
+  let s = scenarios.get(n);
+  if (s === undefined) {
+    // Only the most recent size is kept: a 5,000-cluster scenario holds hundreds of MiB.
+    scenarios.clear();
+    s = cacheScenario(n);
+    scenarios.set(n, s);
+  }
+  return s;
+}
 
 export function benchCases(
   families: readonly FamilyName[],
   sizes: readonly number[],
-  scenarios: readonly ScenarioName[],
+  names: readonly ScenarioName[],
 ): BenchCase[] {
   const cases: BenchCase[] = [];
-  for (const family of families) {
-    for (const n of sizes) {
-      scenarios.forEach((scenario, i) => {
+  for (const n of sizes) {
+    for (const family of families) {
+      names.forEach((scenario, i) => {
+        const target =
+          family === 'replica'
+            ? REPLICA_TARGET_P99_MS
+            : n === CACHE_TARGET.n
+              ? CACHE_TARGET.p99Ms
+              : undefined;
         cases.push({
           key: `${family}/${scenario}/${String(n)}`,
           family,
           scenario,
           n,
-          requests: () => scenarioRequests(scenario, n),
-          minResources: n,
+          requests: () =>
+            family === 'replica'
+              ? replicaRequests(scenarioAt(n), scenario)
+              : cacheRequests(scenarioAt(n), scenario),
+          minResources: family === 'replica' ? REPLICA_RESOURCES : n,
           floor: i === 0,
-          ...(n === CACHE_TARGET.n ? { targetP99Ms: CACHE_TARGET.p99Ms } : {}),
+          ...(target !== undefined ? { targetP99Ms: target } : {}),
         });
       });
     }

@@ -14,9 +14,9 @@
 // Both codecs are measured, the hand-written one (function/codec, `fast`) and the SDK's ts-proto
 // codec, side by side (issue 12 item 5 decides from these whether the hand-written one stays).
 //
-// Env: BENCH_SIZES=1,10,100,1000      BENCH_QUICK=1 a tenth of the iterations (the CI smoke)
+// Env: BENCH_SIZES=10,100,1000,5000   BENCH_QUICK=1 a tenth of the iterations (the CI smoke)
 //      BENCH_SCENARIOS=repeat,progress,cold   BENCH_CODECS=fast,ts-proto
-//      BENCH_FAMILIES=<see bench-cases.ts>
+//      BENCH_FAMILIES=replica,cache (bench-cases.ts)
 import { RunFunctionResponse, Severity } from '@crossplane-org/function-sdk-typescript';
 import { loadavg } from 'node:os';
 
@@ -25,7 +25,7 @@ import { benchCases, FAMILY_NAMES, type BenchCase, type FamilyName } from './ben
 import { SCENARIO_NAMES, type ScenarioName } from './compose-scenario.js';
 import { goCall, goFloorServer, goMarshal, type CallResult } from './go-client.js';
 import { newRawClient } from './raw-client.js';
-import { forkServer, type ServerStats } from './server-launch.js';
+import { forkServer, type ServerProcess, type ServerStats } from './server-launch.js';
 import { mib, percentile } from './stats.js';
 
 const MiB = 2 ** 20;
@@ -44,7 +44,7 @@ function pick<T extends string>(name: string, all: readonly T[], fallback = all.
   });
 }
 
-const SIZES = list('BENCH_SIZES', '1,10,100,1000').map(Number);
+const SIZES = list('BENCH_SIZES', '10,100,1000,5000').map(Number);
 const QUICK = process.env['BENCH_QUICK'] === '1';
 const SCENARIOS = pick<ScenarioName>('BENCH_SCENARIOS', SCENARIO_NAMES);
 const CODECS = pick<Codec>('BENCH_CODECS', ['fast', 'ts-proto']);
@@ -87,62 +87,82 @@ function checkResponse(c: BenchCase, bytes: Buffer): void {
   }
 }
 
-async function measure(codec: Codec, cases: readonly BenchCase[]): Promise<Row[]> {
-  // `server` only serves gRPC, so its memory figures are the Function's; `bench` runs the
-  // in-process timings and the grpc-js floor server.
-  const server = await forkServer({ codec });
-  const bench = await forkServer({ codec });
-  const address = `127.0.0.1:${String(server.port)}`;
-  // Unlimited, unlike the Go client: the response is needed even where Crossplane would refuse it.
-  const raw = newRawClient(address, { 'grpc-node.flow_control_window': 8 * MiB });
+interface Servers {
+  codec: Codec;
+  /** Serves gRPC only, so its memory figures are the Function's. */
+  server: ServerProcess;
+  /** Runs the in-process timings and the grpc-js floor server. */
+  bench: ServerProcess;
+  address: string;
+}
+
+/** Every case against one server per codec, the codecs in turn on each case (same load). */
+async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
+  const servers: Servers[] = [];
+  for (const codec of CODECS) {
+    const server = await forkServer({ codec });
+    servers.push({
+      codec,
+      server,
+      bench: await forkServer({ codec }),
+      address: `127.0.0.1:${String(server.port)}`,
+    });
+  }
   const rows: Row[] = [];
   try {
     for (const c of cases) {
       const reqs = c.requests();
-      const first = await raw.call(reqs[0] ?? Buffer.alloc(0));
-      checkResponse(c, first);
       const iters = iterations(reqs[0]?.length ?? 0);
       const warmup = warmupFor(iters);
-      // A repeated request is marshalled afresh for every call by Crossplane: four marshals of it.
+      // Crossplane marshals a repeated request afresh for every call: four marshals of it.
       const marshals = await goMarshal(reqs, reqs.length === 1 ? 4 : 1);
-      const go = await goCall(address, reqs, { warmup, iterations: iters });
-      const inProcess = await bench.measure(marshals.bytes, warmup, iters);
-      let floorGo: CallResult | undefined;
-      let floorNode: CallResult | undefined;
-      if (codec === CODECS[0] && c.floor) {
-        const floor = await goFloorServer(first);
-        try {
-          floorGo = await goCall(floor.address, reqs, { warmup, iterations: iters });
-        } finally {
-          await floor.stop();
+      for (const [k, { codec, server, bench, address }] of servers.entries()) {
+        // Unlimited, unlike the Go client: the response is needed even where Crossplane refuses it.
+        const raw = newRawClient(address, { 'grpc-node.flow_control_window': 8 * MiB });
+        const first = await raw.call(reqs[0] ?? Buffer.alloc(0)).finally(() => {
+          raw.close();
+        });
+        checkResponse(c, first);
+        const go = await goCall(address, reqs, { warmup, iterations: iters });
+        const inProcess = await bench.measure(marshals.bytes, warmup, iters);
+        let floorGo: CallResult | undefined;
+        let floorNode: CallResult | undefined;
+        if (k === 0 && c.floor) {
+          const floor = await goFloorServer(first);
+          try {
+            floorGo = await goCall(floor.address, reqs, { warmup, iterations: iters });
+          } finally {
+            await floor.stop();
+          }
+          const nodeFloor = `127.0.0.1:${String(await bench.floor(first))}`;
+          floorNode = await goCall(nodeFloor, reqs, { warmup, iterations: iters });
         }
-        const nodeFloor = `127.0.0.1:${String(await bench.floor(first))}`;
-        floorNode = await goCall(nodeFloor, reqs, { warmup, iterations: iters });
+        const m = marshals.stats[0];
+        rows.push({
+          c,
+          codec,
+          requestBytes: go.requestBytes[0] ?? 0,
+          responseBytes: first.length,
+          go,
+          inProcess,
+          ...(floorGo ? { floorGo } : {}),
+          ...(floorNode ? { floorNode } : {}),
+          server: await server.stats(),
+          marshal: {
+            copies: marshals.stats.reduce((sum, x) => sum + x.copies, 0),
+            distinct: marshals.stats.reduce((sum, x) => sum + x.distinct, 0),
+            marshalMs: m?.marshalMs ?? NaN,
+            unmarshalMs: m?.unmarshalMs ?? NaN,
+          },
+        });
       }
-      const m = marshals.stats[0];
-      rows.push({
-        c,
-        codec,
-        requestBytes: go.requestBytes[0] ?? 0,
-        responseBytes: first.length,
-        go,
-        inProcess,
-        ...(floorGo ? { floorGo } : {}),
-        ...(floorNode ? { floorNode } : {}),
-        server: await server.stats(),
-        marshal: {
-          copies: marshals.stats.reduce((s, x) => s + x.copies, 0),
-          distinct: marshals.stats.reduce((s, x) => s + x.distinct, 0),
-          marshalMs: m?.marshalMs ?? NaN,
-          unmarshalMs: m?.unmarshalMs ?? NaN,
-        },
-      });
       process.stdout.write('.');
     }
   } finally {
-    raw.close();
-    await server.stop();
-    await bench.stop();
+    for (const { server, bench } of servers) {
+      await server.stop();
+      await bench.stop();
+    }
   }
   process.stdout.write('\n');
   return rows;
@@ -280,8 +300,7 @@ async function main(): Promise<void> {
     `bench:compose  families ${FAMILIES.join(',')}  sizes ${SIZES.join(',')}  scenarios ${SCENARIOS.join(',')}  codecs ${CODECS.join(',')}  load average at start: ${load()}`,
   );
   const cases = benchCases(FAMILIES, SIZES, SCENARIOS);
-  const rows: Row[] = [];
-  for (const codec of CODECS) rows.push(...(await measure(codec, cases)));
+  const rows = await measure(cases);
   report(rows);
   compareCodecs(rows);
   verdicts(rows);
