@@ -1,6 +1,6 @@
 import { Ready, RunFunctionRequest } from '@crossplane-org/function-sdk-typescript';
 import { describe, expect, it } from 'vitest';
-import { composeModelCache } from './modelcache/compose.js';
+import { composeModelCacheReplica } from './modelcachereplica/compose.js';
 import { runFunction } from './dispatch.js';
 import type { Json } from './k8s/object.js';
 import * as f from '../test/support/fixtures.js';
@@ -11,18 +11,19 @@ const silent = silentLogger;
 
 describe('composed resource readiness', () => {
   it('is READY_TRUE exactly where provider-kubernetes reports the Object Ready', () => {
-    const req = f.request(f.modelCache(f.HF_WEIGHTS), [
+    const req = f.replicaRequest(
+      f.modelCache(f.HF_WEIGHTS),
       f.inferenceClusterXR('a', { storageClassName: 'nfs', classExists: true }),
-    ]);
-    const first = composeModelCache(req);
+    );
+    const first = composeModelCacheReplica(req);
     if ('fatal' in first) throw new Error(first.fatal);
-    const pvc = first.resources['a/pvc'] as Json;
-    const ns = first.resources['a/namespace'] as Json;
+    const pvc = first.resources['pvc'] as Json;
+    const ns = first.resources['namespace'] as Json;
     req.observed = {
-      'a/pvc': f.observedObject(pvc, { status: { phase: 'Bound' } }, [
+      pvc: f.observedObject(pvc, { status: { phase: 'Bound' } }, [
         { type: 'Ready', status: 'True', reason: 'Available' },
       ]),
-      'a/namespace': f.observedObject(ns, undefined, [
+      namespace: f.observedObject(ns, undefined, [
         { type: 'Ready', status: 'False', reason: 'Creating' },
       ]),
     };
@@ -31,14 +32,56 @@ describe('composed resource readiness', () => {
       Object.entries(rsp.desired?.resources ?? {}).map(([k, r]) => [k, r.ready]),
     );
     expect(ready).toEqual({
-      'a/namespace': Ready.READY_UNSPECIFIED,
-      'a/pvc': Ready.READY_TRUE,
-      'a/credentials': Ready.READY_UNSPECIFIED,
-      'a/reporter-serviceaccount': Ready.READY_UNSPECIFIED,
-      'a/reporter-role': Ready.READY_UNSPECIFIED,
-      'a/reporter-rolebinding': Ready.READY_UNSPECIFIED,
-      [Object.keys(first.resources).find((k) => k.startsWith('a/fetch-')) ?? '']:
+      namespace: Ready.READY_UNSPECIFIED,
+      pvc: Ready.READY_TRUE,
+      credentials: Ready.READY_UNSPECIFIED,
+      'reporter-serviceaccount': Ready.READY_UNSPECIFIED,
+      'reporter-role': Ready.READY_UNSPECIFIED,
+      'reporter-rolebinding': Ready.READY_UNSPECIFIED,
+      [Object.keys(first.resources).find((k) => k.startsWith('fetch-')) ?? '']:
         Ready.READY_UNSPECIFIED,
     });
   });
+
+  it('a replica is READY_TRUE on its parent once Crossplane reports the replica Ready', () => {
+    const cache = f.modelCache(f.HF_WEIGHTS);
+    const a = f.inferenceClusterXR('a', { storageClassName: 'nfs', classExists: true });
+    const b = f.inferenceClusterXR('b', { storageClassName: 'nfs', classExists: true });
+    const req = f.request(cache, [a, b], {
+      a: {
+        ...f.modelCacheReplica(cache, a),
+        status: { conditions: [{ type: 'Ready', status: 'True', reason: 'Available' }] },
+      },
+      b: f.modelCacheReplica(cache, b),
+    });
+    const rsp = runFunction(RunFunctionRequest.fromPartial(toRunFunctionRequest(req)), silent);
+    const ready = Object.fromEntries(
+      Object.entries(rsp.desired?.resources ?? {}).map(([k, r]) => [k, r.ready]),
+    );
+    expect(ready).toEqual({ a: Ready.READY_TRUE, b: Ready.READY_UNSPECIFIED });
+  });
+});
+
+describe('kinds the Function does not compose', () => {
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty', 'Unknown'])(
+    'issue13 #9: an XR of kind %s gets the clear FATAL, not an internal error',
+    (kind) => {
+      const req = RunFunctionRequest.fromPartial({
+        meta: { tag: 't' },
+        observed: {
+          composite: {
+            resource: { apiVersion: 'x.io/v1', kind, metadata: { name: 'x', namespace: 'y' } },
+          },
+        },
+      });
+      const rsp = runFunction(req, silent);
+      expect(rsp.results.map((r) => [r.severity, r.reason, r.message])).toEqual([
+        [
+          1,
+          'InvalidInput',
+          `function-modelcache composes ModelCache, ModelCacheReplica, InferenceCluster, ModelDeployment, not "${kind}": check the Composition's compositeTypeRef, or give the step an input of kind MountCaches to mount caches into another XR's workloads`,
+        ],
+      ]);
+    },
+  );
 });

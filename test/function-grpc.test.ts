@@ -41,7 +41,7 @@ const cases: { name: string; reason: string; req: RunFunctionRequest }[] = [
   {
     name: 'modelcache-two-clusters',
     reason:
-      'with clusters resolved, each gets namespace, claim, Secret copy and Job; status, conditions and events follow',
+      'with clusters resolved, each gets a ModelCacheReplica; the compact status, conditions and events follow',
     req: toRunFunctionRequest(
       f.request(
         f.modelCache(f.HF_WEIGHTS),
@@ -50,6 +50,17 @@ const cases: { name: string; reason: string; req: RunFunctionRequest }[] = [
         INPUT,
       ),
       'second',
+    ),
+  },
+  {
+    name: 'modelcachereplica-first-call',
+    reason:
+      'a replica with its parent, cluster and provider config resolved composes namespace, claim, Secret copy, reporter RBAC and Job',
+    req: toRunFunctionRequest(
+      f.replicaRequest(f.modelCache(f.HF_WEIGHTS), f.inferenceClusterXR('us-east', NFS), {
+        input: INPUT,
+      }),
+      'replica',
     ),
   },
   {

@@ -171,7 +171,7 @@ describe('a secret value never appears in output or logs', () => {
         }
       }
       // A Secret may also be listed among required resources by a misconfigured selector.
-      req.requiredResources['provider-configs'] = {
+      req.requiredResources['provider-config'] = {
         items: [
           {
             resource: {
@@ -197,13 +197,16 @@ describe('a secret value never appears in output or logs', () => {
     for (const [label, job] of phases) {
       if (label === 'refetch') w.annotations = { 'modelplane.ai/refetch': '1' };
       for (const c of ['a', 'b']) w.set(c, { claim: 'Bound', job });
-      const req = leak(toRunFunctionRequest(w.request()));
-      const rsp = runFunction(req, log);
-      outputs.push(JSON.stringify(RunFunctionResponse.toJSON(rsp)));
+      // The cache's call, then each replica's, each with the secret planted where it can be.
+      w.reconcileCache();
+      for (const req of [w.cacheRequest(), w.replicaRequest('a'), w.replicaRequest('b')]) {
+        const rsp = runFunction(leak(toRunFunctionRequest(req)), log);
+        outputs.push(JSON.stringify(RunFunctionResponse.toJSON(rsp)));
+      }
       w.reconcile();
     }
     const everything = [...outputs, ...lines].join('\n');
     for (const e of encodings) expect(everything.includes(e)).toBe(false);
-    expect(outputs.length).toBe(phases.length);
+    expect(outputs.length).toBe(phases.length * 3);
   });
 });

@@ -115,9 +115,9 @@ describe('fast codec ≡ ts-proto codec on the fleet scenario', () => {
       const core = midHydration(n);
       const bytes = encode({ ...core, required: {} });
       expectSame(bytes);
-      // The echo is most of the response, and it went through undecoded.
+      // The echo (one replica of about 300 bytes per cluster) is most of the response.
       const { reference } = bothWays(bytes);
-      expect(reference.length).toBeGreaterThan(n * 1000);
+      expect(reference.length).toBeGreaterThan(n * 250);
     },
   );
 

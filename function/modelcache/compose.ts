@@ -62,6 +62,7 @@ function holdReplica(observed: Json | undefined): Json | undefined {
   const spec = asJson(observed?.['spec']);
   const name = stringAt(observed, 'metadata', 'name');
   if (spec === undefined || name === undefined) return undefined;
+  if (observed?.['kind'] !== KIND_MODEL_CACHE_REPLICA) return undefined;
   const ours: Json = {};
   for (const k of Object.keys(spec)) if (k !== 'crossplane') ours[k] = spec[k];
   return {

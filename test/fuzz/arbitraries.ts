@@ -100,6 +100,43 @@ export const inferenceClusterXR: fc.Arbitrary<Json> = fc.oneof(
   ]),
 );
 
+/** Replicas as a cache composes them (with a status), then mutated anywhere it can be. */
+export const modelCacheReplicaXR: fc.Arbitrary<Json> = fc.oneof(
+  fc
+    .constantFrom(...NAMES.filter((n) => !n.includes('/')))
+    .map((n) =>
+      f.modelCacheReplica(
+        f.modelCache(f.HF_WEIGHTS),
+        f.inferenceClusterXR(n, { storageClassName: 'nfs', classExists: true }),
+      ),
+    ),
+  mutate(
+    f.modelCacheReplica(
+      f.modelCache(f.HF_WEIGHTS),
+      f.inferenceClusterXR('c1', { storageClassName: 'nfs', classExists: true }),
+      {
+        phase: 'Ready',
+        reason: 'Staged',
+        message: '',
+        namespace: 'n',
+        claimName: 'c',
+        identity: 'x',
+      },
+    ),
+    [
+      ['spec'],
+      ['spec', 'cacheRef'],
+      ['spec', 'cluster'],
+      ['spec', 'identity'],
+      ['spec', 'providerConfigRef'],
+      ['metadata'],
+      ['status'],
+      ['status', 'phase'],
+      ['status', 'identity'],
+    ],
+  ),
+);
+
 export const modelDeploymentXR: fc.Arbitrary<Json> = mutate(
   f.modelDeployment({
     caches: [{ name: 'llama', kind: 'Weights' }],
@@ -151,14 +188,17 @@ export const observed: fc.Arbitrary<Record<string, Json>> = fc.dictionary(
 export const required: fc.Arbitrary<Record<string, Json[]>> = fc.dictionary(
   fc.constantFrom(
     'inference-clusters',
-    'cluster-provider-configs',
-    'provider-configs',
+    'inference-cluster',
+    'provider-config',
+    'cache',
     'cache-llama',
     'cache-tok',
   ),
   fc.array(
     fc.oneof(
       inferenceClusterXR,
+      modelCacheXR,
+      fc.constantFrom('a', 'c1').map((n) => f.clusterProviderConfig(n)),
       anyJson.map((v) => ({ metadata: { name: 'c1' }, spec: v, status: v })),
     ),
     { maxLength: 4 },

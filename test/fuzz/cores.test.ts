@@ -24,7 +24,7 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /** Every FATAL message names what was wrong: a field path, or the Composition wiring. */
 const FATAL_SHAPE =
-  /^(invalid (function input: input|mount step input: input|ModelCache: (spec|metadata)|InferenceCluster: spec|ModelDeployment: (spec|metadata)|XR: spec)|function-modelcache composes |the ModelCache mount step needs a namespaced XR)/;
+  /^(invalid (function input: input|mount step input: input|ModelCache: (spec|metadata)|ModelCacheReplica: (spec|metadata)|InferenceCluster: spec|ModelDeployment: (spec|metadata)|XR: spec)|function-modelcache composes |the ModelCache mount step needs a namespaced XR)/;
 
 /** The request as the server sees it: through protobuf, ints become doubles, undefined goes. */
 function overTheWire(parts: {
@@ -70,6 +70,15 @@ function checkResponse(req: RunFunctionRequest): void {
   for (const [key, res] of Object.entries(rsp.desired?.resources ?? {})) {
     const body = res.resource as Json;
     if (body['kind'] === 'Usage') continue;
+    if (body['kind'] === 'ModelCacheReplica') {
+      // A cache composes replicas only: small, named as labels, each naming its cluster.
+      expect(body['apiVersion'], key).toBe('modelplane.ai/v1alpha1');
+      expect(String((body['metadata'] as Json)['name']), key).toMatch(DNS_LABEL);
+      expect(String((body['metadata'] as Json)['name']).length, key).toBeLessThanOrEqual(63);
+      expect((body['spec'] as Json)['cluster'], key).toBe(key);
+      expect(String((body['spec'] as Json)['identity']), key).toMatch(/^[0-9a-f]{64}$/);
+      continue;
+    }
     expect(body['apiVersion'], key).toBe('kubernetes.m.crossplane.io/v1alpha1');
     expect(body['kind'], key).toBe('Object');
     const spec = body['spec'] as Json;
@@ -89,27 +98,23 @@ const property = (xr: fc.Arbitrary<Json>, input: fc.Arbitrary<unknown> = arb.inp
     checkResponse(overTheWire({ composite, observed, required, input: inp }));
   });
 
-/**
- * Through the Function's own codec, whose undecoded resources let the ModelCache memo key its
- * clusters: three calls (the memo sees, keeps, then hands back) answer the same bytes as the
- * SDK's codec, with which the memo never engages.
- */
-function sameThroughMemo(req: RunFunctionRequest): void {
+/** The Function's own codec answers the same bytes as the SDK's codec, call after call. */
+function sameThroughCodecs(req: RunFunctionRequest): void {
   const bytes = Buffer.from(RunFunctionRequest.encode(req).finish());
   const reference = viaSdkCodec(bytes);
-  for (let call = 0; call < 3; call++) {
+  for (let call = 0; call < 2; call++) {
     expect(viaOwnCodec(bytes).equals(reference)).toBe(true);
   }
 }
 
-/** Arbitrary XRs and observed resources: mostly rejected or unmatched, so rarely memoized. */
-const memoProperty = fc.property(
-  arb.modelCacheXR,
+/** Arbitrary caches and replicas with arbitrary observed and required resources. */
+const codecProperty = fc.property(
+  fc.oneof(arb.modelCacheXR, arb.modelCacheReplicaXR),
   arb.observed,
   arb.required,
   arb.input,
   (composite, observed, required, input) => {
-    sameThroughMemo(overTheWire({ composite, observed, required, input }));
+    sameThroughCodecs(overTheWire({ composite, observed, required, input }));
   },
 );
 
@@ -133,10 +138,10 @@ const remoteState: fc.Arbitrary<Partial<RemoteCluster>> = fc.record({
 
 /**
  * Valid caches on one to four clusters, walked through random remote states (each step's
- * observed Objects are made from the step before's response): every cluster is keyed, so the
- * memo keeps and hands back results all along.
+ * observed Objects are made from the step before's response): the cache's call and every
+ * replica's call answer the same bytes through both codecs.
  */
-const memoLifecycleProperty = fc.property(
+const lifecycleProperty = fc.property(
   fc.integer({ min: 1, max: 4 }),
   fc.array(fc.array(remoteState, { minLength: 4, maxLength: 4 }), { minLength: 1, maxLength: 4 }),
   fc.boolean(),
@@ -152,7 +157,11 @@ const memoLifecycleProperty = fc.property(
         w.set(n, states[j] ?? {});
       });
       if (refetch && i === 1) w.annotations = { 'modelplane.ai/refetch': 'again' };
-      sameThroughMemo(toRunFunctionRequest(w.request(), 'fuzz'));
+      w.reconcileCache();
+      sameThroughCodecs(toRunFunctionRequest(w.cacheRequest(), 'fuzz'));
+      for (const n of w.replicas.keys()) {
+        sameThroughCodecs(toRunFunctionRequest(w.replicaRequest(n), 'fuzz'));
+      }
       w.reconcile();
     });
   },
@@ -160,16 +169,23 @@ const memoLifecycleProperty = fc.property(
 
 describe(`fuzzing the Function (${RUNS} cases per property)`, () => {
   it(
-    'ModelCache through its own codec: the memo never changes an answer',
+    'ModelCache and ModelCacheReplica: the own codec answers what the SDK codec does',
     () => {
-      fc.assert(memoProperty, { numRuns: RUNS });
+      fc.assert(codecProperty, { numRuns: RUNS });
     },
     TIMEOUT_MS,
   );
   it(
-    'ModelCache lifecycles through its own codec: the memo never changes an answer',
+    'cache lifecycles through their replicas: the own codec answers what the SDK codec does',
     () => {
-      fc.assert(memoLifecycleProperty, { numRuns: Math.max(20, Math.floor(RUNS / 10)) });
+      fc.assert(lifecycleProperty, { numRuns: Math.max(20, Math.floor(RUNS / 10)) });
+    },
+    TIMEOUT_MS,
+  );
+  it(
+    'ModelCacheReplica: never throws, names the field when fatal, deterministic, well-formed Objects',
+    () => {
+      fc.assert(property(arb.modelCacheReplicaXR), { numRuns: RUNS });
     },
     TIMEOUT_MS,
   );
