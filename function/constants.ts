@@ -188,6 +188,8 @@ export const DEPLOY_REASON = {
   Held: 'Held',
   /** Eligible, but every replica already went to a cluster earlier in name order. */
   NoReplicasLeft: 'NoReplicasLeft',
+  /** The selected InferenceCluster does not parse: nothing new is placed there (a running workload is held). */
+  InvalidInferenceCluster: 'InvalidInferenceCluster',
 } as const;
 
 /** CachesReady reasons only the mount step writes (it also uses the deployment's). */

@@ -6,10 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { modelCacheSpec } from '../function/api/modelcache.js';
 import { isFatal, type CoreRequest } from '../function/core.js';
 import { toResponse } from '../function/dispatch.js';
-import type { Json } from '../function/k8s/object.js';
+import { holdObserved, providerObject, type Json } from '../function/k8s/object.js';
 import { cacheModel } from '../function/modelcache/cache-model.js';
 import { composeModelCache } from '../function/modelcache/compose.js';
 import { composeModelCacheReplica } from '../function/modelcachereplica/compose.js';
+import { composeModelDeployment } from '../function/modeldeployment/compose.js';
+import { composeMountStep } from '../function/mountstep/compose.js';
 import * as f from './support/fixtures.js';
 import { World, rolesOf, type Round } from './support/world.js';
 
@@ -343,5 +345,169 @@ describe('secrets never pass through the Function', () => {
     expect(wire.includes(SENTINEL)).toBe(false);
     expect(wire.includes(b64)).toBe(false);
     expect(wire.includes('"pvc"')).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Consumers: a running workload is never torn down, rewritten or rolled out without its model
+// volume because an input is briefly missing or malformed.
+
+const ENGINE = { image: 'vllm/vllm-openai:v0.6.3' };
+const DEPLOYMENT = f.modelDeployment({ caches: [{ name: 'llama' }], engine: ENGINE });
+const CLUSTER_A = f.inferenceClusterXR('a', NFS);
+const READY_CACHE = f.cacheWithStatus('llama', 'Weights', '/mnt/model', { a: 'Ready' });
+
+/** What a consumer is given, and how each transient input changes it. */
+interface ConsumerInputs {
+  clusters: Json[] | undefined;
+  cache: Json[] | undefined;
+}
+/**
+ * recomposed: the ModelDeployment composes the workload itself, so a renamed provider config
+ * is a definitive change it follows (same remote workload, its mounts intact); a mount step
+ * only amends other steps' workloads and cannot tell where such a workload runs.
+ */
+const CONSUMER_TRANSIENT: {
+  reason: string;
+  recomposed?: true;
+  mutate: (i: ConsumerInputs) => ConsumerInputs;
+}[] = [
+  { reason: 'the clusters are not resolved yet', mutate: (i) => ({ ...i, clusters: undefined }) },
+  { reason: 'the cache is not fetched yet', mutate: (i) => ({ ...i, cache: undefined }) },
+  {
+    reason: 'issue13 #6/#7: the InferenceCluster fails to parse',
+    mutate: (i) => ({ ...i, clusters: [{ ...CLUSTER_A, spec: {} }] }),
+  },
+  {
+    reason:
+      'issue13 #7: the InferenceCluster now reaches its cluster through a renamed provider config',
+    recomposed: true,
+    mutate: (i) => ({
+      ...i,
+      clusters: [
+        f.inferenceClusterXR('a', {
+          ...NFS,
+          providerConfig: { kind: 'ClusterProviderConfig', name: 'a-renamed' },
+        }),
+      ],
+    }),
+  },
+  {
+    reason: "the cache's status is briefly empty",
+    mutate: (i) => ({ ...i, cache: [{ ...READY_CACHE, status: {} }] }),
+  },
+  {
+    reason: 'the cache re-stages on the cluster (refetch)',
+    mutate: (i) => ({
+      ...i,
+      cache: [
+        f.cacheWithStatus('llama', 'Weights', '/mnt/model', { a: ['Pending', 'ReplicaPending'] }),
+      ],
+    }),
+  },
+];
+
+function required(i: ConsumerInputs): CoreRequest['required'] {
+  return {
+    ...(i.clusters !== undefined ? { 'inference-clusters': i.clusters } : {}),
+    ...(i.cache !== undefined ? { 'cache-llama': i.cache } : {}),
+  };
+}
+const STEADY: ConsumerInputs = { clusters: [CLUSTER_A], cache: [READY_CACHE] };
+
+describe('ModelDeployment: a running workload is held exactly as observed', () => {
+  const first = composeModelDeployment(
+    f.deploymentRequest(DEPLOYMENT, [CLUSTER_A], { llama: READY_CACHE }),
+  );
+  if (isFatal(first)) throw new Error(first.fatal);
+  const running = f.observedObject(first.resources['a/workload'] as Json, undefined);
+  it.each(CONSUMER_TRANSIENT)('$reason', ({ mutate, recomposed }) => {
+    const res = composeModelDeployment({
+      composite: DEPLOYMENT,
+      observed: { 'a/workload': running },
+      required: required(mutate(STEADY)),
+      input: undefined,
+    });
+    if (isFatal(res)) throw new Error(res.fatal);
+    if (recomposed)
+      expect((res.resources['a/workload'] as { spec: Json }).spec['providerConfigRef']).toEqual({
+        kind: 'ClusterProviderConfig',
+        name: 'a-renamed',
+      });
+    else expect(res.resources['a/workload']).toEqual(holdObserved(running));
+    // And it still mounts the cache.
+    expect(JSON.stringify(res.resources['a/workload'])).toContain('"claimName":"modelcache-llama"');
+  });
+});
+
+describe('mount step: a running workload keeps its mounts, a new one waits', () => {
+  const INPUT = {
+    apiVersion: 'modelcache.fn.modelplane.ai/v1alpha1',
+    kind: 'MountCaches',
+    cachesFrom: 'spec.caches',
+  };
+  const author = providerObject({
+    providerConfigRef: { kind: 'ClusterProviderConfig', name: 'a' },
+    manifest: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'server', namespace: f.NS },
+      spec: { template: { spec: { containers: [{ name: 'server', image: 'x' }] } } },
+    },
+  });
+  const xr = { ...DEPLOYMENT, kind: 'InferenceApp', apiVersion: 'example.org/v1' };
+  const mountReq = (i: ConsumerInputs, observed: Record<string, Json>): CoreRequest => ({
+    composite: xr,
+    observed,
+    required: required(i),
+    input: INPUT,
+    desired: { server: author },
+  });
+  const first = composeMountStep(mountReq(STEADY, {}));
+  if (isFatal(first)) throw new Error(first.fatal);
+  const running = f.observedObject(first.resources['server'] as Json, undefined);
+  it.each(CONSUMER_TRANSIENT)('$reason', ({ mutate }) => {
+    const kept = composeMountStep(mountReq(mutate(STEADY), { server: running }));
+    if (isFatal(kept)) throw new Error(kept.fatal);
+    expect(kept.resources['server']).toEqual(holdObserved(running));
+    expect(JSON.stringify(kept.resources['server'])).toContain('"claimName":"modelcache-llama"');
+    const fresh = composeMountStep(mountReq(mutate(STEADY), {}));
+    if (isFatal(fresh)) throw new Error(fresh.fatal);
+    expect(fresh.resources['server']).toBeUndefined();
+    expect(fresh.withheld).toEqual(['server']);
+  });
+});
+
+describe('issue13 #8: one idea of the effective provider config', () => {
+  it('the mount step maps a workload by the provider config the InferenceCluster reports (status), as the cores do', () => {
+    const ic = {
+      ...f.inferenceClusterXR('a', NFS),
+      spec: { providerConfigRef: { kind: 'ClusterProviderConfig', name: 'asked-for' } },
+    };
+    const author = providerObject({
+      providerConfigRef: { kind: 'ClusterProviderConfig', name: 'a' },
+      manifest: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'server', namespace: f.NS },
+        spec: { template: { spec: { containers: [{ name: 'server', image: 'x' }] } } },
+      },
+    });
+    const res = composeMountStep({
+      composite: { ...DEPLOYMENT, kind: 'InferenceApp', apiVersion: 'example.org/v1' },
+      observed: {},
+      required: { 'inference-clusters': [ic], 'cache-llama': [READY_CACHE] },
+      input: {
+        apiVersion: 'modelcache.fn.modelplane.ai/v1alpha1',
+        kind: 'MountCaches',
+        cachesFrom: 'spec.caches',
+      },
+      desired: { server: author },
+    });
+    if (isFatal(res)) throw new Error(res.fatal);
+    expect(res.conditions.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['CachesReady', 'True', 'Ready'],
+    ]);
+    expect(JSON.stringify(res.resources['server'])).toContain('"claimName":"modelcache-llama"');
   });
 });

@@ -202,8 +202,13 @@ export function composeModelDeployment(req: CoreRequest): CoreResult {
   const wideBlock = deploymentBlocks(spec, caches);
   const found = caches.filter((c): c is CacheView => c !== undefined);
   const views = new Map<string, ClusterView>();
-  for (const { name: n, parsed: ic } of parseClusters(requiredClusters))
+  // A selected InferenceCluster that does not parse is not a deselection: whatever runs there
+  // keeps running exactly as observed until it parses again (or leaves the selection).
+  const unreadable = new Map<string, string>();
+  for (const { name: n, parsed: ic } of parseClusters(requiredClusters)) {
     if (ic.success) views.set(n, clusterView(ic.data));
+    else unreadable.set(n, describeIssues('', ic.error));
+  }
 
   // Decide each selected cluster: eligible; held (its workload runs and what blocks it may
   // pass: it is kept exactly as observed, never torn down or rewritten); or not used.
@@ -219,6 +224,12 @@ export function composeModelDeployment(req: CoreRequest): CoreResult {
       const replicas = at(running, 'spec', 'forProvider', 'manifest', 'spec', 'replicas');
       heldReplicas.set(cluster, typeof replicas === 'number' ? replicas : 0);
     }
+  }
+  for (const cluster of unreadable.keys()) {
+    const running = req.observed[workloadKey(cluster)];
+    if (running === undefined) continue;
+    const replicas = at(running, 'spec', 'forProvider', 'manifest', 'spec', 'replicas');
+    heldReplicas.set(cluster, typeof replicas === 'number' ? replicas : 0);
   }
   const stillWanted = Math.max(
     0,
@@ -281,6 +292,20 @@ export function composeModelDeployment(req: CoreRequest): CoreResult {
       });
     }
   }
+  for (const [cluster, why] of unreadable) {
+    const held = heldReplicas.has(cluster);
+    if (held) {
+      const kept = holdObserved(req.observed[workloadKey(cluster)]);
+      if (kept) resources[workloadKey(cluster)] = kept;
+    }
+    clusters.push({
+      name: cluster,
+      replicas: heldReplicas.get(cluster) ?? 0,
+      reason: held ? DEPLOY_REASON.Held : DEPLOY_REASON.InvalidInferenceCluster,
+      message: `${held ? 'kept running while ' : ''}InferenceCluster ${cluster} is invalid: ${why}`,
+    });
+  }
+  clusters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   // A cache in use cannot be deleted out from under the deployment.
   for (const c of found) {
     resources[`${USAGE_PREFIX}${c.name}`] = {

@@ -143,16 +143,27 @@ export function composeMountStep(req: CoreRequest): CoreResult {
     const cluster = ref
       ? byProviderConfig.get(`${ref.kind}/${ref.name}`)
       : input.data.rawWorkloadCluster;
+    if (cluster === undefined && ref !== undefined) {
+      // Its InferenceCluster is unknown right now (malformed, deleted, provider config renamed):
+      // a running workload keeps its mounts exactly as observed, a new one waits; neither is
+      // ever rolled out without its model volume.
+      decisions.push({
+        key,
+        cluster,
+        outcome: keepOrWithhold(key),
+        reason: MOUNT_REASON.WorkloadClusterUnknown,
+        why: `its ${ref.kind} ${ref.name} belongs to no InferenceCluster that parses`,
+      });
+      continue;
+    }
     if (cluster === undefined) {
-      // Passed through untouched: nothing says where it runs, so nothing can be mounted.
+      // Passed through untouched: the step is configured to mount nothing into raw workloads.
       decisions.push({
         key,
         cluster,
         outcome: 'unmapped',
         reason: MOUNT_REASON.WorkloadClusterUnknown,
-        why: ref
-          ? `its ${ref.kind} ${ref.name} belongs to no InferenceCluster`
-          : 'it is a raw workload and the step input sets no rawWorkloadCluster',
+        why: 'it is a raw workload and the step input sets no rawWorkloadCluster',
       });
       continue;
     }
