@@ -2,7 +2,8 @@
 // as Crossplane v2.3.4's (test/bench/goclient: grpc-go, 4 MiB receive limit, the request
 // marshalled afresh on every call), for the request families in bench-cases.ts.
 //
-// The Function's server runs in a child process of its own, compiled to JavaScript as the image
+// Calls use mTLS, as Crossplane's always do (certificates made for the run). The Function's
+// server runs in a child process of its own, compiled to JavaScript as the image
 // runs it, serving gRPC only, so its memory figures are its own. Per case it prints:
 //   - Go client: the calls as Crossplane makes them (p50 / p99, or the gRPC error they got);
 //   - in-process: decode → compose → encode in a second such process, without the network, of
@@ -14,16 +15,19 @@
 // Both codecs are measured, the hand-written one (function/codec, `fast`) and the SDK's ts-proto
 // codec, side by side (issue 12 item 5 decides from these whether the hand-written one stays).
 //
-// Env: BENCH_SIZES=10,100,1000,5000   BENCH_QUICK=1 a tenth of the iterations (the CI smoke)
+// Env: BENCH_SIZES=10,100,1000,5000   BENCH_QUICK=1 a twentieth of the iterations (the CI smoke)
 //      BENCH_SCENARIOS=repeat,progress,cold   BENCH_CODECS=fast,ts-proto
-//      BENCH_FAMILIES=replica,cache (bench-cases.ts)
+//      BENCH_FAMILIES=replica,cache (bench-cases.ts)   BENCH_TLS=0 plaintext instead of mTLS
 import { RunFunctionResponse, Severity } from '@crossplane-org/function-sdk-typescript';
-import { loadavg } from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import type { Codec } from '../../function/server/grpc-server.js';
 import { benchCases, FAMILY_NAMES, type BenchCase, type FamilyName } from './bench-cases.js';
 import { SCENARIO_NAMES, type ScenarioName } from './compose-scenario.js';
-import { goCall, goFloorServer, goMarshal, type CallResult } from './go-client.js';
+import { goCall, goCerts, goFloorServer, goMarshal, type CallResult } from './go-client.js';
 import { newRawClient } from './raw-client.js';
 import { forkServer, type ServerProcess, type ServerStats } from './server-launch.js';
 import { mib, percentile } from './stats.js';
@@ -49,6 +53,8 @@ const QUICK = process.env['BENCH_QUICK'] === '1';
 const SCENARIOS = pick<ScenarioName>('BENCH_SCENARIOS', SCENARIO_NAMES);
 const CODECS = pick<Codec>('BENCH_CODECS', ['fast', 'ts-proto']);
 const FAMILIES = pick<FamilyName>('BENCH_FAMILIES', FAMILY_NAMES);
+/** mTLS, as Crossplane always dials Functions; BENCH_TLS=0 measures plaintext. */
+const TLS = process.env['BENCH_TLS'] !== '0';
 
 /** Issue 12's memory target on this 2-core machine (latency targets: bench-cases.ts). */
 const TARGET_RSS = { clusters: 5000, mib: 200 };
@@ -56,10 +62,10 @@ const TARGET_RSS = { clusters: 5000, mib: 200 };
 function iterations(bytes: number): number {
   // By request size rather than cluster count: families differ in bytes per cluster.
   const full = bytes >= 4 * MiB ? 50 : bytes >= MiB ? 100 : bytes >= 100_000 ? 300 : 500;
-  return QUICK ? Math.max(20, Math.floor(full / 10)) : full;
+  return QUICK ? Math.max(10, Math.floor(full / 20)) : full;
 }
 
-const warmupFor = (iters: number): number => Math.max(5, Math.floor(iters / 10));
+const warmupFor = (iters: number): number => Math.max(QUICK ? 2 : 5, Math.floor(iters / 10));
 
 interface Row {
   c: BenchCase;
@@ -96,15 +102,33 @@ interface Servers {
   address: string;
 }
 
+/** Certificates for mTLS, as Crossplane dials Functions (BENCH_TLS=0: plaintext). */
+async function transport(dir: string): Promise<{
+  serve: { tlsCertsDir?: string };
+  call: { tlsCertsDir?: string };
+  raw: grpc.ChannelCredentials;
+}> {
+  if (!TLS) return { serve: {}, call: {}, raw: grpc.credentials.createInsecure() };
+  const certs = await goCerts(dir);
+  const read = (name: string): Buffer => readFileSync(join(certs.client, name));
+  return {
+    serve: { tlsCertsDir: certs.server },
+    call: { tlsCertsDir: certs.client },
+    raw: grpc.credentials.createSsl(read('ca.crt'), read('tls.key'), read('tls.crt')),
+  };
+}
+
 /** Every case against one server per codec, the codecs in turn on each case (same load). */
 async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-tls-'));
+  const tls = await transport(dir);
   const servers: Servers[] = [];
   for (const codec of CODECS) {
-    const server = await forkServer({ codec });
+    const server = await forkServer({ codec, ...tls.serve });
     servers.push({
       codec,
       server,
-      bench: await forkServer({ codec }),
+      bench: await forkServer({ codec, ...tls.serve }),
       address: `127.0.0.1:${String(server.port)}`,
     });
   }
@@ -118,24 +142,36 @@ async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
       const marshals = await goMarshal(reqs, reqs.length === 1 ? 4 : 1);
       for (const [k, { codec, server, bench, address }] of servers.entries()) {
         // Unlimited, unlike the Go client: the response is needed even where Crossplane refuses it.
-        const raw = newRawClient(address, { 'grpc-node.flow_control_window': 8 * MiB });
+        // The certificate names localhost too; a name keeps Node from warning of an IP as SNI.
+        const raw = newRawClient(
+          address,
+          {
+            'grpc-node.flow_control_window': 8 * MiB,
+            'grpc.ssl_target_name_override': 'localhost',
+          },
+          tls.raw,
+        );
         const first = await raw.call(reqs[0] ?? Buffer.alloc(0)).finally(() => {
           raw.close();
         });
         checkResponse(c, first);
-        const go = await goCall(address, reqs, { warmup, iterations: iters });
+        const go = await goCall(address, reqs, { warmup, iterations: iters, ...tls.call });
         const inProcess = await bench.measure(marshals.bytes, warmup, iters);
         let floorGo: CallResult | undefined;
         let floorNode: CallResult | undefined;
         if (k === 0 && c.floor) {
-          const floor = await goFloorServer(first);
+          const floor = await goFloorServer(first, tls.serve.tlsCertsDir);
           try {
-            floorGo = await goCall(floor.address, reqs, { warmup, iterations: iters });
+            floorGo = await goCall(floor.address, reqs, {
+              warmup,
+              iterations: iters,
+              ...tls.call,
+            });
           } finally {
             await floor.stop();
           }
           const nodeFloor = `127.0.0.1:${String(await bench.floor(first))}`;
-          floorNode = await goCall(nodeFloor, reqs, { warmup, iterations: iters });
+          floorNode = await goCall(nodeFloor, reqs, { warmup, iterations: iters, ...tls.call });
         }
         const m = marshals.stats[0];
         rows.push({
@@ -163,6 +199,7 @@ async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
       await server.stop();
       await bench.stop();
     }
+    rmSync(dir, { recursive: true, force: true });
   }
   process.stdout.write('\n');
   return rows;
@@ -217,6 +254,15 @@ function report(rows: Row[]): void {
     }
     const peak = Math.max(...rs.map((r) => r.server.maxRss));
     console.log(`server process peak RSS (${codec}): ${mib(peak)} MiB`);
+    for (const r1000 of rs.filter((r) => r.c.n === 1000)) {
+      const r100 = rs.find((r) => r.c.key === r1000.c.key.replace(/\/1000$/, '/100'));
+      const a = r100?.go.latencyMs?.p50;
+      const b = r1000.go.latencyMs?.p50;
+      if (a === undefined || b === undefined) continue;
+      console.log(
+        `  scaling ${r1000.c.family} ${r1000.c.scenario}, Go client p50 at 1000 / at 100 clusters: ${(b / a).toFixed(1)} (linear: 10)`,
+      );
+    }
   }
   const errors = rows.filter((r) => r.go.errors.length > 0);
   if (errors.length > 0) console.log('\nerrors the Go client got (as Crossplane would):');
@@ -297,7 +343,7 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(' ');
   console.log(
-    `bench:compose  families ${FAMILIES.join(',')}  sizes ${SIZES.join(',')}  scenarios ${SCENARIOS.join(',')}  codecs ${CODECS.join(',')}  load average at start: ${load()}`,
+    `bench:compose  ${TLS ? 'mTLS' : 'plaintext'}  families ${FAMILIES.join(',')}  sizes ${SIZES.join(',')}  scenarios ${SCENARIOS.join(',')}  codecs ${CODECS.join(',')}  load average at start: ${load()}`,
   );
   const cases = benchCases(FAMILIES, SIZES, SCENARIOS);
   const rows = await measure(cases);

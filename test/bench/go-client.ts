@@ -94,6 +94,8 @@ export interface CallOptions {
   samples?: boolean;
   /** Stop after this many failed calls (default 5): a refused size fails every call alike. */
   maxErrors?: number;
+  /** mTLS as Crossplane dials: the client directory of goCerts(). Default: insecure. */
+  tlsCertsDir?: string;
 }
 
 export interface CallOutcome extends CallResult {
@@ -120,6 +122,7 @@ export async function goCall(
       ...['-concurrency', String(opts.concurrency ?? 1)],
       ...['-max-errors', String(opts.maxErrors ?? 5)],
       ...(opts.samples === true ? ['-samples'] : []),
+      ...(opts.tlsCertsDir !== undefined ? ['-tls-certs-dir', opts.tlsCertsDir] : []),
     ];
     const { stdout } = await promisify(execFile)(bin, args, { maxBuffer: 64 * 2 ** 20 });
     const result = JSON.parse(stdout) as CallResult;
@@ -173,12 +176,16 @@ export interface FloorServer {
  * A Go gRPC server that reads each request's bytes and answers `response`'s bytes, doing no
  * protobuf work: with the Go client, what the transport and Crossplane's own codec cost alone.
  */
-export async function goFloorServer(response: Uint8Array): Promise<FloorServer> {
+export async function goFloorServer(
+  response: Uint8Array,
+  tlsCertsDir?: string,
+): Promise<FloorServer> {
   const bin = await goClientBinary();
   const dir = mkdtempSync(join(tmpdir(), 'bench-go-'));
   const rspPath = join(dir, 'response.bin');
   writeFileSync(rspPath, frames([response]));
-  const child: ChildProcess = spawn(bin, ['serve', '-response', rspPath], {
+  const tls = tlsCertsDir !== undefined ? ['-tls-certs-dir', tlsCertsDir] : [];
+  const child: ChildProcess = spawn(bin, ['serve', '-response', rspPath, ...tls], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const address = await new Promise<string>((resolve, reject) => {
@@ -203,4 +210,18 @@ export async function goFloorServer(response: Uint8Array): Promise<FloorServer> 
         child.stdin?.end();
       }),
   };
+}
+
+export interface Certs {
+  /** tls.crt, tls.key, ca.crt of the server (valid for 127.0.0.1). */
+  server: string;
+  /** tls.crt, tls.key, ca.crt of the client, as Crossplane's --tls-client-certs-dir. */
+  client: string;
+}
+
+/** A throwaway CA with a server and a client certificate, under `dir`. */
+export async function goCerts(dir: string): Promise<Certs> {
+  const bin = await goClientBinary();
+  await promisify(execFile)(bin, ['certs', '-out', dir]);
+  return { server: join(dir, 'server'), client: join(dir, 'client') };
 }

@@ -35,8 +35,12 @@ export interface RawClient {
   close(): void;
 }
 
-export function newRawClient(target: string, options: grpc.ChannelOptions = {}): RawClient {
-  const stub = new RawClientCtor(target, grpc.credentials.createInsecure(), {
+export function newRawClient(
+  target: string,
+  options: grpc.ChannelOptions = {},
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): RawClient {
+  const stub = new RawClientCtor(target, credentials, {
     // The server enforces its own limit; the client sends whatever the benchmark asks.
     'grpc.max_send_message_length': -1,
     'grpc.max_receive_message_length': -1,

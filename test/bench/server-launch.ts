@@ -22,6 +22,8 @@ export interface ServeArgs {
   codec: Codec;
   maxMessageBytes: number;
   flowControlWindow?: number;
+  /** Serve mTLS with tls.crt, tls.key and ca.crt from here, as Crossplane dials; else insecure. */
+  tlsCertsDir?: string;
 }
 
 export type ToServer =
@@ -84,6 +86,7 @@ export async function forkServer(opts: Partial<ServeArgs> = {}): Promise<ServerP
     codec: opts.codec ?? 'fast',
     maxMessageBytes: opts.maxMessageBytes ?? 256 * 2 ** 20,
     ...(opts.flowControlWindow !== undefined ? { flowControlWindow: opts.flowControlWindow } : {}),
+    ...(opts.tlsCertsDir !== undefined ? { tlsCertsDir: opts.tlsCertsDir } : {}),
   };
   const child: ChildProcess = fork(ENTRY, ['--serve', JSON.stringify(args)], {
     // BENCH_NODE_FLAGS: extra node/V8 flags for the server, e.g. to try GC settings.

@@ -19,6 +19,7 @@ import {
   widenReceiveWindow,
   type Codec,
 } from '../../function/server/grpc-server.js';
+import { serverCredentials } from '../../function/server/tls.js';
 import type { FromServer, ServeArgs, ToServer } from './server-launch.js';
 import { silentLogger } from '../support/codecs.js';
 
@@ -48,8 +49,17 @@ function measure(codec: Codec, requests: Buffer[], warmup: number, iterations: n
   return samples;
 }
 
+/** The Function's own server credentials: mTLS when given certificates, as Crossplane dials. */
+function credentialsOf(args: ServeArgs): grpc.ServerCredentials {
+  return serverCredentials({
+    insecure: args.tlsCertsDir === undefined,
+    tlsCertsDir: args.tlsCertsDir ?? '',
+  });
+}
+
 /** A server that reads each request and answers `response()`, doing nothing else. */
-async function floorServer(maxMessageBytes: number, response: () => Buffer): Promise<number> {
+async function floorServer(args: ServeArgs, response: () => Buffer): Promise<number> {
+  const { maxMessageBytes } = args;
   const raw = (b: Buffer): Buffer => b;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
@@ -72,7 +82,7 @@ async function floorServer(maxMessageBytes: number, response: () => Buffer): Pro
     },
   );
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => {
+    server.bindAsync('127.0.0.1:0', credentialsOf(args), (err, p) => {
       if (err) reject(err);
       else resolve(p);
     });
@@ -87,8 +97,8 @@ async function serve(args: ServeArgs): Promise<void> {
   const server = await startServer(
     {
       address: '127.0.0.1:0',
-      insecure: true,
-      tlsCertsDir: '',
+      insecure: args.tlsCertsDir === undefined,
+      tlsCertsDir: args.tlsCertsDir ?? '',
       maxMessageBytes: args.maxMessageBytes,
     },
     runFunction,
@@ -130,7 +140,7 @@ async function serve(args: ServeArgs): Promise<void> {
         break;
       case 'floor':
         floorResponse = Buffer.from(m.response);
-        floorPort ??= floorServer(args.maxMessageBytes, () => floorResponse);
+        floorPort ??= floorServer(args, () => floorResponse);
         void floorPort.then((port) => {
           reply({ type: 'floor', port });
         });

@@ -3,27 +3,36 @@
 //
 // What it matches, read from crossplane/crossplane v2.3.4 internal/xfn/function_runner.go
 // (PackagedFunctionRunner.getClientConn and RunFunction):
+//
 //   - grpc.NewClient with only transport credentials, the same default service config
 //     (round_robin, waitForReady) and unary interceptors (Prometheus metrics there; none here).
 //     No grpc.WithDefaultCallOptions, so grpc-go's default 4 MiB receive limit applies to every
 //     RunFunctionResponse, and no window options, so BDP estimation sizes the HTTP/2 windows.
+//
 //   - One connection per Function, reused for every call.
+//
 //   - The v1 proto from Crossplane's own module (github.com/crossplane/crossplane/v2/proto/fn/v1),
 //     called through fnv1.NewFunctionRunnerServiceClient, so grpc-go marshals the message on
 //     every call: Go's map order is random, so, as under Crossplane, no two calls need send the
 //     same bytes.
+//
 //   - Crossplane's versions: google.golang.org/grpc v1.82.1, google.golang.org/protobuf v1.36.11.
+//
 //   - The per-reconcile deadline of the composite reconciler (2 minutes) as the call deadline.
 //
-// What it does not match: transport credentials are insecure (Crossplane dials with mTLS), since
-// every benchmark server listens on loopback without TLS; and the beta fallback (retrying a
-// v1beta1 call on Unimplemented) is left out: the servers measured here implement v1.
+//   - With -tls-certs-dir, Crossplane's mTLS: its client certificate and CA loaded as
+//     crossplane-runtime's certificates.LoadMTLSConfig does (TLS 1.2 at least, RootCAs = ca.crt);
+//     without it, insecure, for servers that serve plaintext (the Python function's as run here).
+//
+// What it does not match: the beta fallback (retrying a v1beta1 call on Unimplemented) is left
+// out, since the servers measured here implement v1.
 //
 // Modes:
 //
 //	goclient call    -target HOST:PORT -requests FILE [-warmup N] [-iterations N] ...
 //	goclient serve   -response FILE [-listen 127.0.0.1:0]   (the no-work server: transport floor)
 //	goclient marshal -requests FILE -copies K -out FILE      (what Crossplane would put on the wire)
+//	goclient certs   -out DIR   (a CA, DIR/server and DIR/client: tls.crt, tls.key, ca.crt each)
 //
 // FILE holds messages as written by go-client.ts: each a 4-byte big-endian length, then the
 // message's protobuf bytes. Results are one JSON object on stdout.
@@ -49,6 +58,7 @@ import (
 
 	fnv1 "github.com/crossplane/crossplane/v2/proto/fn/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -76,8 +86,10 @@ func main() {
 		err = runServe(os.Args[2:])
 	case "marshal":
 		err = runMarshal(os.Args[2:])
+	case "certs":
+		err = runCerts(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q (call, serve, marshal)", os.Args[1])
+		err = fmt.Errorf("unknown mode %q (call, serve, marshal, certs)", os.Args[1])
 	}
 	if err != nil {
 		fail(err.Error())
@@ -222,6 +234,7 @@ func runCall(args []string) error {
 	maxErrors := fs.Int("max-errors", 5, "stop after this many failed calls")
 	samples := fs.Bool("samples", false, "include every measured call's latency")
 	saveResponses := fs.String("save-responses", "", "write the response to each distinct request here (length-prefixed)")
+	certsDir := fs.String("tls-certs-dir", "", "mTLS as Crossplane: tls.crt, tls.key and ca.crt here (default: insecure)")
 	_ = fs.Parse(args)
 	if *target == "" || *reqPath == "" {
 		return errors.New("call needs -target and -requests")
@@ -230,8 +243,16 @@ func runCall(args []string) error {
 	if err != nil {
 		return err
 	}
+	creds := insecure.NewCredentials()
+	if *certsDir != "" {
+		cfg, err := loadMTLS(*certsDir, false)
+		if err != nil {
+			return err
+		}
+		creds = credentials.NewTLS(cfg)
+	}
 	conn, err := grpc.NewClient(*target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(svcConfig))
 	if err != nil {
 		return err
@@ -370,6 +391,7 @@ func runServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	rspPath := fs.String("response", "", "a file holding one length-prefixed RunFunctionResponse to answer every call with")
 	listen := fs.String("listen", "127.0.0.1:0", "address (loopback only)")
+	certsDir := fs.String("tls-certs-dir", "", "serve mTLS with tls.crt, tls.key and ca.crt here (default: insecure)")
 	_ = fs.Parse(args)
 	frames, err := readFrames(*rspPath)
 	if err != nil {
@@ -391,7 +413,15 @@ func runServe(args []string) error {
 	}
 	fixed := &rawMessage{b: frames[0]}
 	// Raised like the Function's own server: requests larger than 4 MiB are what is measured.
-	srv := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.MaxRecvMsgSize(1<<30))
+	opts := []grpc.ServerOption{grpc.ForceServerCodec(rawCodec{}), grpc.MaxRecvMsgSize(1 << 30)}
+	if *certsDir != "" {
+		cfg, err := loadMTLS(*certsDir, true)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	srv := grpc.NewServer(opts...)
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "apiextensions.fn.proto.v1.FunctionRunnerService",
 		HandlerType: (*any)(nil),
