@@ -72,7 +72,9 @@ export function describeIssues(prefix: string, error: z.ZodError): string {
   return error.issues
     .map((i) => {
       const path = [prefix, ...i.path.map(String)].filter((p) => p !== '').join('.');
-      return `${path}: ${i.message}`;
+      // A record key that fails says only "Invalid key in record": say what is wrong with it.
+      const inner = i.code === 'invalid_key' ? i.issues.map((k) => k.message).join(', ') : '';
+      return `${path}: ${inner !== '' ? inner : i.message}`;
     })
     .join('; ');
 }

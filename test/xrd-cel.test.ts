@@ -62,7 +62,7 @@ const MSG = {
   immutable:
     'spec.artifact: Invalid value: "object": spec.artifact is immutable: create a new ModelCache for a new artifact or version, or set the annotation modelplane.ai/refetch to a new value to re-stage the same one',
   fileNames:
-    'spec.artifact.source.inline.files: Invalid value: "object": file names must be relative paths of at most 1024 characters that do not start with "/" and have no empty, "." or ".." segments',
+    'spec.artifact.source.inline.files: Invalid value: "object": file names must be relative paths of at most 1024 characters that do not start with "/" or ".." and have no empty, "." or ".." segments',
   inlineTotal:
     'spec.artifact.source.inline.files: Invalid value: "object": inline files must total at most 262144 bytes; use a ConfigMap or a remote source',
   labelKeys:
@@ -122,7 +122,7 @@ describe('the CEL rules of the XRDs', () => {
       ],
       [
         'ModelCache.spec.artifact.source.inline.files',
-        'file names must be relative paths of at most 1024 characters that do not start with "/" and have no empty, "." or ".." segments',
+        'file names must be relative paths of at most 1024 characters that do not start with "/" or ".." and have no empty, "." or ".." segments',
         undefined,
         undefined,
       ],
@@ -368,6 +368,40 @@ const modelCacheCases: Case[] = [
     object: tokenizer(files({ '../x': 'a' })),
     expectValid: false,
     messages: [MSG.fileNames],
+  },
+  {
+    reason: "issue13 #13: inline key '..data/x' (Kubernetes refuses volume item paths starting with '..')",
+    object: tokenizer(files({ '..data/x': 'a' })),
+    expectValid: false,
+    messages: [MSG.fileNames],
+  },
+  {
+    reason: "inline key '.hidden' is a valid item path",
+    object: tokenizer(files({ '.hidden': 'a' })),
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: "issue13 #13: configMap item '..data' (Kubernetes refuses volume item paths starting with '..')",
+    object: { artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['..data'] } } } },
+    expectValid: false,
+    messages: [
+      'spec.artifact.source.configMap.items[0]: Invalid value: "..data": spec.artifact.source.configMap.items[0] in body should match \'^([-_a-zA-Z0-9]|\\.[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$\'',
+    ],
+  },
+  {
+    reason: "issue13 #13: configMap item '.'",
+    object: { artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['.'] } } } },
+    expectValid: false,
+    messages: [
+      'spec.artifact.source.configMap.items[0]: Invalid value: ".": spec.artifact.source.configMap.items[0] in body should match \'^([-_a-zA-Z0-9]|\\.[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$\'',
+    ],
+  },
+  {
+    reason: "configMap item '.env' is a valid item path",
+    object: { artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['.env'] } } } },
+    expectValid: true,
+    messages: [],
   },
   {
     reason: 'inline key absolute',

@@ -36,6 +36,25 @@ export const relativePath = z
   .regex(/^[^/]/, 'must be a relative path')
   .refine(hasSafeSegments, 'must not contain empty, "." or ".." segments');
 
+/**
+ * A path that becomes a ConfigMap volume item's path (inline files, ConfigMap keys): Kubernetes
+ * refuses any such path that starts with "..", and the Job carrying it would never be created.
+ */
+export const volumeItemPath = relativePath.refine(
+  (p) => !p.startsWith('..'),
+  'must not start with ".." (Kubernetes refuses such volume item paths)',
+);
+
+/** A ConfigMap key staged as a file of the same name: a data key that is a valid item path. */
+export const configMapItemKey = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^([-_a-zA-Z0-9]|\.[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$/,
+    'must be a ConfigMap key that is not "." and does not start with ".." (Kubernetes refuses such volume item paths)',
+  );
+
 /** An absolute path with no empty, "." or ".." segments (a trailing "/" is not allowed either). */
 export const absolutePath = z
   .string()

@@ -1,5 +1,14 @@
 import { z } from 'zod';
-import { absolutePath, dataKey, httpUrl, labelMap, objectName, relativePath } from './common.js';
+import {
+  absolutePath,
+  configMapItemKey,
+  dataKey,
+  httpUrl,
+  labelMap,
+  objectName,
+  relativePath,
+  volumeItemPath,
+} from './common.js';
 
 /** Kinds v0.1 stages; Adapter and Engine are v0.2 and rejected by the XRD's enum. */
 export const ARTIFACT_KINDS = ['Weights', 'Tokenizer', 'Bytes'] as const;
@@ -63,7 +72,7 @@ export const httpSource = z.object({
 
 export const inlineSource = z.object({
   files: z
-    .record(relativePath, z.string().max(INLINE_TOTAL_MAX_BYTES))
+    .record(volumeItemPath, z.string().max(INLINE_TOTAL_MAX_BYTES))
     .refine((f) => Object.keys(f).length >= 1, 'must hold at least one file')
     .refine(
       (f) => Object.keys(f).length <= INLINE_MAX_FILES,
@@ -79,7 +88,7 @@ export const inlineSource = z.object({
 
 export const configMapSource = z.object({
   name: objectName,
-  items: z.array(dataKey).min(1).max(CONFIGMAP_ITEMS_MAX).optional(),
+  items: z.array(configMapItemKey).min(1).max(CONFIGMAP_ITEMS_MAX).optional(),
 });
 
 export const sourceSpec = z.object({

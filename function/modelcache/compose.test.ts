@@ -219,6 +219,18 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
         'invalid ModelCache: spec.artifact.kind: Adapter artifacts arrive in v0.2; v0.1 stages Weights, Tokenizer or Bytes',
     },
     {
+      reason: "issue13 #13: an inline path starting with '..' (Kubernetes refuses the volume item)",
+      spec: { artifact: { kind: 'Tokenizer', source: { inline: { files: { '..data/x': 'a' } } } } },
+      fatal:
+        'invalid ModelCache: spec.artifact.source.inline.files...data/x: must not start with ".." (Kubernetes refuses such volume item paths)',
+    },
+    {
+      reason: "issue13 #13: a ConfigMap item key starting with '..'",
+      spec: { artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['..data'] } } } },
+      fatal:
+        'invalid ModelCache: spec.artifact.source.configMap.items.0: must be a ConfigMap key that is not "." and does not start with ".." (Kubernetes refuses such volume item paths)',
+    },
+    {
       reason: 'a relative mount path',
       spec: { ...f.HF_WEIGHTS, mount: { path: 'mnt/model' } },
       fatal: 'invalid ModelCache: spec.mount.path: must be an absolute path',
