@@ -26,6 +26,8 @@ function oneLine(text: string): string {
 export const ENV_TUNING = {
   concurrency: 'MODELCACHE_FETCH_CONCURRENCY',
   stallTimeoutSeconds: 'MODELCACHE_FETCH_STALL_TIMEOUT_SECONDS',
+  minBytesPerSecond: 'MODELCACHE_FETCH_MIN_BYTES_PER_SECOND',
+  requestTimeoutSeconds: 'MODELCACHE_FETCH_REQUEST_TIMEOUT_SECONDS',
   retryAttempts: 'MODELCACHE_FETCH_RETRY_ATTEMPTS',
   retryBaseMs: 'MODELCACHE_FETCH_RETRY_BASE_MS',
   progressIntervalMs: 'MODELCACHE_FETCH_PROGRESS_INTERVAL_MS',
@@ -80,8 +82,11 @@ export function optionsFromEnv(
 ): Omit<RunOptions, 'env' | 'log' | 'reporter'> {
   const d = DEFAULT_RUN_OPTIONS;
   const stall = positive(env, ENV_TUNING.stallTimeoutSeconds);
+  const deadline = positive(env, ENV_TUNING.requestTimeoutSeconds);
   return {
     ...d,
+    minBytesPerSecond: positive(env, ENV_TUNING.minBytesPerSecond) ?? d.minBytesPerSecond,
+    requestTimeoutMs: deadline !== undefined ? deadline * 1000 : d.requestTimeoutMs,
     concurrency: Math.floor(positive(env, ENV_TUNING.concurrency) ?? d.concurrency),
     stallTimeoutMs: stall !== undefined ? stall * 1000 : d.stallTimeoutMs,
     progressIntervalMs: positive(env, ENV_TUNING.progressIntervalMs) ?? d.progressIntervalMs,

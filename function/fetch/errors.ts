@@ -1,5 +1,6 @@
 // Errors of the fetch program and how they are classified for retries.
 import { redactUrls } from '../contract/redact.js';
+import { DeadlineError, StallError } from './deadline.js';
 
 /** A failure the program reports as its final line: names the file (when there is one) and the cause. */
 export class FetchError extends Error {
@@ -27,14 +28,6 @@ export class HttpStatusError extends Error {
   ) {
     super(`HTTP ${status} from ${where}`);
     this.name = 'HttpStatusError';
-  }
-}
-
-/** No bytes arrived within the stall timeout. */
-export class StallError extends Error {
-  constructor(seconds: number) {
-    super(`no data received for ${seconds}s (stalled)`);
-    this.name = 'StallError';
   }
 }
 
@@ -107,7 +100,9 @@ export function classify(err: unknown, depth = 0): Retry {
       ? { retry: true, ...(err.retryAfterMs !== undefined ? { afterMs: err.retryAfterMs } : {}) }
       : { retry: false };
   }
-  if (err instanceof StallError || err instanceof TruncatedError) return { retry: true };
+  if (err instanceof StallError || err instanceof DeadlineError || err instanceof TruncatedError) {
+    return { retry: true };
+  }
   if (err instanceof FetchError || err instanceof ChangedError) return { retry: false };
   const code = field(err, 'code');
   if (typeof code === 'string' && RETRYABLE_CODES.has(code)) return { retry: true };

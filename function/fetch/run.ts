@@ -34,7 +34,15 @@ import { dirname, join } from 'node:path';
 
 import type { Logger } from 'pino';
 
-import { FetchError, StallError, TruncatedError, classify, describe, redact } from './errors.js';
+import {
+  DEFAULT_REQUEST_LIMITS,
+  StallError,
+  Throughput,
+  Watch,
+  minWindowBytes,
+  type RequestLimits,
+} from './deadline.js';
+import { FetchError, TruncatedError, classify, describe, redact } from './errors.js';
 import {
   Layout,
   MANIFEST_VERSION,
@@ -63,8 +71,15 @@ export interface RunOptions {
   reporter: Reporter;
   /** Files downloaded at once. */
   concurrency: number;
-  /** A connection that delivers no byte for this long is dropped and resumed. */
+  /**
+   * A request that receives nothing for this long is dropped and resumed; also the window
+   * over which a body must keep up minBytesPerSecond.
+   */
   stallTimeoutMs: number;
+  /** The minimum rate of every body (a trickle never looks idle, yet never finishes). */
+  minBytesPerSecond: number;
+  /** A metadata request (listing page, HEAD, API call) completes within this, body included. */
+  requestTimeoutMs: number;
   retry: RetryOptions;
   /** How often progress is logged and reported. */
   progressIntervalMs: number;
@@ -77,7 +92,7 @@ export interface RunOptions {
 
 export const DEFAULT_RUN_OPTIONS: Omit<RunOptions, 'env' | 'log' | 'reporter'> = {
   concurrency: 6,
-  stallTimeoutMs: 60_000,
+  ...DEFAULT_REQUEST_LIMITS,
   retry: DEFAULT_RETRY,
   progressIntervalMs: 5_000,
   lockStaleMs: 60_000,
@@ -225,7 +240,7 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
     }
   }
 
-  const source = await sourceFor(plan.source, opts.env);
+  const source = await sourceFor(plan.source, opts.env, requestLimits(opts));
   const secrets = source.secrets;
   log.info({ source: source.describe }, 'listing the source');
   const listing = await withRetry(opts, secrets, undefined, (signal) => source.list(signal)).catch(
@@ -382,9 +397,18 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
   };
 }
 
+function requestLimits(opts: RunOptions): RequestLimits {
+  return {
+    stallTimeoutMs: opts.stallTimeoutMs,
+    minBytesPerSecond: opts.minBytesPerSecond,
+    requestTimeoutMs: opts.requestTimeoutMs,
+  };
+}
+
 /**
  * Run `attempt` until it succeeds, fails for good, or fails `retry.attempts` times in a row
- * without progress (`mark` changes when bytes arrived, which resets the count).
+ * without progress (`mark` moving by at least one window's minimum resets the count: a
+ * trickle that delivers a byte per attempt is no progress).
  */
 async function withRetry<T>(
   opts: RunOptions,
@@ -396,6 +420,7 @@ async function withRetry<T>(
 ): Promise<T> {
   let failures = 0;
   const signal = outer ?? opts.signal ?? new AbortController().signal;
+  const progress = minWindowBytes(requestLimits(opts));
   for (;;) {
     const before = mark();
     try {
@@ -403,7 +428,7 @@ async function withRetry<T>(
     } catch (err) {
       if (signal.aborted) throw err;
       const verdict = classify(err);
-      failures = mark() !== before ? 1 : failures + 1;
+      failures = mark() - before >= progress ? 1 : failures + 1;
       if (!verdict.retry || failures >= opts.retry.attempts) {
         if (err instanceof FetchError) throw err;
         const suffix = verdict.retry ? ` (gave up after ${failures} attempts)` : '';
@@ -600,20 +625,12 @@ async function transfer(
   signal: AbortSignal,
 ): Promise<void> {
   const { opts, progress } = ctx;
-  const attempt = new AbortController();
-  const abortAttempt = (): void => {
-    attempt.abort(signal.reason);
-  };
-  signal.addEventListener('abort', abortAttempt, { once: true });
-  const stall = { hit: false };
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      stall.hit = true;
-      attempt.abort(new StallError(opts.stallTimeoutMs / 1000));
-    }, opts.stallTimeoutMs);
-  };
+  const limits = requestLimits(opts);
+  // Until the body starts, nothing received for the stall timeout is a stall; from then on
+  // the body must keep up the minimum rate over every window of it.
+  const watch = new Watch(signal);
+  const cancelSilence = watch.after(opts.stallTimeoutMs, () => StallError.silent(limits));
+  let meter: Throughput | undefined;
   // Received bytes are hashed at once and written in batches; one batch may be on its way
   // to disk while the next one arrives, so the disk and the network overlap.
   let batch: Buffer[] = [];
@@ -645,8 +662,9 @@ async function transfer(
     await last;
   };
   try {
-    arm();
-    const opened = await ctx.source.open(file, st.offset, attempt.signal);
+    const opened = await ctx.source.open(file, st.offset, watch.signal);
+    cancelSilence();
+    meter = new Throughput(limits, watch);
     if (opened.start !== st.offset) {
       opts.log.warn(
         { file: file.path, offset: st.offset },
@@ -658,9 +676,8 @@ async function transfer(
       await st.fh.truncate(0);
       st.hashes = new Hashes(file);
     }
-    arm();
     for await (const raw of opened.body) {
-      arm();
+      meter.feed(raw.byteLength);
       const chunk = Buffer.isBuffer(raw)
         ? raw
         : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -695,11 +712,11 @@ async function transfer(
   } catch (err) {
     // Bytes received and hashed are good: keep them so the retry resumes after them.
     await flush();
-    if (stall.hit) throw new StallError(opts.stallTimeoutMs / 1000);
-    throw err;
+    throw watch.reason ?? err;
   } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', abortAttempt);
+    cancelSilence();
+    meter?.stop();
+    watch.dispose();
   }
 }
 

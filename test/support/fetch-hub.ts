@@ -16,7 +16,14 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { FaultBook, serveBytes, sizeOf, type Bytes, type ServedRequest } from './fetch-serve.js';
+import {
+  FaultBook,
+  serveBytes,
+  sizeOf,
+  trickle,
+  type Bytes,
+  type ServedRequest,
+} from './fetch-serve.js';
 
 export interface HubFile {
   path: string;
@@ -185,6 +192,17 @@ export async function startTestHub(opts: HubOptions): Promise<TestHub> {
         : path.startsWith(`${repoPrefix}tree/`)
           ? apiFaults.take('tree')
           : undefined;
+      if (injected?.kind === 'hang') {
+        record(0);
+        return;
+      }
+      if (injected?.kind === 'slow') {
+        // The page as JSON, trickled: a hub that answers but never quite finishes.
+        record(200);
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+        void trickle(res, Buffer.from(JSON.stringify(treeEntries())), injected);
+        return;
+      }
       if (injected?.kind === 'status') {
         record(injected.status);
         res.writeHead(injected.status, {

@@ -34,7 +34,9 @@ export type Fault =
   /** No length anywhere: a 200 with a chunked body, ranges ignored (size unknown to the client). */
   | { kind: 'chunked' }
   /** Pace the body: `chunk` bytes every `everyMs`. */
-  | { kind: 'slow'; chunk: number; everyMs: number };
+  | { kind: 'slow'; chunk: number; everyMs: number }
+  /** Read the request, then never answer (not even headers), keeping the connection open. */
+  | { kind: 'hang' };
 
 export interface ServedRequest {
   method: string;
@@ -71,6 +73,20 @@ export class FaultBook {
   clear(): void {
     this.queues.clear();
   }
+}
+
+/** Write `body` `fault.chunk` bytes every `fault.everyMs` (a trickle), then end. */
+export async function trickle(
+  res: ServerResponse,
+  body: Buffer,
+  fault: { chunk: number; everyMs: number },
+): Promise<void> {
+  for (let i = 0; i < body.length; i += fault.chunk) {
+    if (res.destroyed) return;
+    res.write(body.subarray(i, i + fault.chunk));
+    await sleep(fault.everyMs);
+  }
+  res.end();
 }
 
 function drained(res: ServerResponse): Promise<void> {
@@ -130,6 +146,7 @@ export async function serveBytes(
     at: Date.now(),
   };
   log.push(entry);
+  if (fault?.kind === 'hang') return;
   if (fault?.kind === 'status') {
     entry.status = fault.status;
     res.writeHead(fault.status, {

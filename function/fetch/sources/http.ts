@@ -1,4 +1,5 @@
 // One file from an http(s) URL with Node's fetch: optional sha256, optional bearer token, Range resume.
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
 import { FetchError } from '../errors.js';
 import type { FetchPlanSource } from '../plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
@@ -14,7 +15,11 @@ import {
 
 type HttpPlan = Extract<FetchPlanSource, { type: 'http' }>;
 
-export function httpSource(plan: HttpPlan, env: NodeJS.ProcessEnv): Source {
+export function httpSource(
+  plan: HttpPlan,
+  env: NodeJS.ProcessEnv,
+  limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
+): Source {
   // fetch refuses such a URL with a message quoting it whole; say why without the secret.
   if (URL.canParse(plan.url)) {
     const parsed = new URL(plan.url);
@@ -36,7 +41,11 @@ export function httpSource(plan: HttpPlan, env: NodeJS.ProcessEnv): Source {
     async list(signal): Promise<Listing> {
       // A one-byte ranged GET instead of HEAD: presigned URLs are often signed for GET only,
       // and the 206 carries the total size and the validator in one round trip.
-      const res = await guardedFetch(signal)(plan.url, {
+      const res = await guardedFetch(
+        signal,
+        fetch,
+        limits,
+      )(plan.url, {
         headers: { ...base, range: 'bytes=0-0' },
       });
       if (res.status !== 200 && res.status !== 206) throw await statusError(res, plan.url);

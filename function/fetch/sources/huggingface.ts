@@ -2,6 +2,7 @@
 // paginated tree with sizes and LFS sha256, include/exclude globs, ranged downloads.
 import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
 
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
 import { FetchError } from '../errors.js';
 import { globFilter } from '../paths.js';
 import type { FetchPlanSource } from '../plan.js';
@@ -21,7 +22,7 @@ function encodePath(path: string): string {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
-export interface HubLimits {
+export interface HubLimits extends Partial<RequestLimits> {
   maxTreePages?: number;
   /** The fetch underneath (tests put a TLS terminator here). */
   fetch?: typeof fetch;
@@ -33,6 +34,7 @@ export function huggingFaceSource(
   limits: HubLimits = {},
 ): Source {
   const baseFetch = limits.fetch ?? globalThis.fetch;
+  const requests: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...limits };
   const token = tokenFromEnv(plan.tokenEnv, env);
   const hubUrl = (plan.endpoint ?? HF_DEFAULT_ENDPOINT).replace(/\/+$/, '');
   const hub = new URL(hubUrl);
@@ -84,7 +86,7 @@ export function huggingFaceSource(
     secrets: token !== undefined ? [token] : [],
 
     async list(signal): Promise<Listing> {
-      const fetch = guardedFetch(signal, withToken(baseFetch));
+      const fetch = guardedFetch(signal, withToken(baseFetch), requests);
       const info = await modelInfo({
         name: plan.repo,
         revision: plan.revision,

@@ -3,11 +3,21 @@
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   S3Client,
-  paginateListObjectsV2,
+  type HeadObjectCommandOutput,
+  type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 
+import {
+  DEFAULT_REQUEST_LIMITS,
+  DeadlineError,
+  StallError,
+  Watch,
+  watched,
+  type RequestLimits,
+} from '../deadline.js';
 import { ChangedError, FetchError, hasControlCharacter } from '../errors.js';
 import type { FetchPlanSource } from '../plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
@@ -53,7 +63,19 @@ function fullObjectSha256(b64: string | undefined, type: string | undefined): st
   return hex.length === 64 ? hex : undefined;
 }
 
-export function s3Source(plan: S3Plan, env: NodeJS.ProcessEnv): Source {
+/** The SDK's socket inactivity timeout, said the way every other stall is. */
+function socketStall(err: unknown, limits: RequestLimits): unknown {
+  const e = err as { name?: unknown; message?: unknown };
+  return e.name === 'TimeoutError' && typeof e.message === 'string' && e.message.includes('socket')
+    ? StallError.silent(limits)
+    : err;
+}
+
+export function s3Source(
+  plan: S3Plan,
+  env: NodeJS.ProcessEnv,
+  limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
+): Source {
   const credentials = plan.credentialsFromEnv ? credentialsFrom(env) : undefined;
   const client = new S3Client({
     region: plan.region ?? env['AWS_REGION'] ?? env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
@@ -64,8 +86,27 @@ export function s3Source(plan: S3Plan, env: NodeJS.ProcessEnv): Source {
     maxAttempts: 1,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { connectionTimeout: 30_000 },
+    // A socket idle for the stall timeout is dropped, downloads included; a metadata
+    // request also has the request deadline (metered below), a download the engine's rate.
+    requestHandler: { connectionTimeout: 30_000, socketTimeout: limits.stallTimeoutMs },
   });
+  /** A metadata command (List, HEAD) under the request deadline. */
+  async function metadata<T>(
+    command: ListObjectsV2Command | HeadObjectCommand,
+    signal: AbortSignal,
+  ): Promise<T> {
+    const watch = new Watch(signal);
+    watch.after(limits.requestTimeoutMs, () => new DeadlineError(limits));
+    try {
+      return (await client.send(command as HeadObjectCommand, {
+        abortSignal: watch.signal,
+      })) as T;
+    } catch (err) {
+      throw watched(watch, socketStall(err, limits));
+    } finally {
+      watch.dispose();
+    }
+  }
   const secrets = credentials
     ? [credentials.secretAccessKey, credentials.sessionToken ?? ''].filter((s) => s !== '')
     : [];
@@ -75,9 +116,9 @@ export function s3Source(plan: S3Plan, env: NodeJS.ProcessEnv): Source {
   const keys = new Map<string, string>();
 
   async function checksum(key: string, signal: AbortSignal): Promise<string | undefined> {
-    const head = await client.send(
+    const head = await metadata<HeadObjectCommandOutput>(
       new HeadObjectCommand({ Bucket: plan.bucket, Key: key, ChecksumMode: 'ENABLED' }),
-      { abortSignal: signal },
+      signal,
     );
     return fullObjectSha256(head.ChecksumSHA256, head.ChecksumType);
   }
@@ -89,8 +130,17 @@ export function s3Source(plan: S3Plan, env: NodeJS.ProcessEnv): Source {
     async list(signal): Promise<Listing> {
       const objects: { key: string; path: string; size: number; etag?: string; sha: boolean }[] =
         [];
-      const pages = paginateListObjectsV2({ client }, { Bucket: plan.bucket, Prefix: dirPrefix });
-      for await (const page of pages) {
+      let token: string | undefined;
+      do {
+        const page = await metadata<ListObjectsV2CommandOutput>(
+          new ListObjectsV2Command({
+            Bucket: plan.bucket,
+            Prefix: dirPrefix,
+            ...(token !== undefined ? { ContinuationToken: token } : {}),
+          }),
+          signal,
+        );
+        token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
         for (const o of page.Contents ?? []) {
           if (o.Key === undefined || o.Key.endsWith('/')) continue; // "directory" markers
           objects.push({
@@ -101,12 +151,12 @@ export function s3Source(plan: S3Plan, env: NodeJS.ProcessEnv): Source {
             sha: o.ChecksumAlgorithm?.includes('SHA256') ?? false,
           });
         }
-      }
+      } while (token !== undefined);
       if (objects.length === 0 && plan.prefix !== '' && !plan.prefix.endsWith('/')) {
         // The prefix names one object: stage it under its base name.
-        const head = await client.send(
+        const head = await metadata<HeadObjectCommandOutput>(
           new HeadObjectCommand({ Bucket: plan.bucket, Key: plan.prefix, ChecksumMode: 'ENABLED' }),
-          { abortSignal: signal },
+          signal,
         );
         const path = plan.prefix.slice(plan.prefix.lastIndexOf('/') + 1);
         keys.set(path, plan.prefix);
@@ -167,7 +217,7 @@ export function s3Source(plan: S3Plan, env: NodeJS.ProcessEnv): Source {
         if (status === 403 || status === 404) {
           throw new FetchError(`HTTP ${status} from s3://${plan.bucket}/${key}`);
         }
-        throw err;
+        throw socketStall(err, limits);
       }
     },
   };

@@ -3,6 +3,14 @@ import { Readable } from 'node:stream';
 
 import { redactUrls } from '../../contract/redact.js';
 import {
+  DeadlineError,
+  StallError,
+  Throughput,
+  Watch,
+  watched,
+  type RequestLimits,
+} from '../deadline.js';
+import {
   FetchError,
   HttpStatusError,
   hasControlCharacter,
@@ -20,11 +28,33 @@ export function where(url: string): string {
  * A fetch that carries `signal`, and turns transient statuses (429, 408, 5xx) into
  * HttpStatusError with the server's Retry-After before any caller sees the response, so
  * the engine's retry loop handles them the same way for every source and library.
+ *
+ * With `limits`, a metadata request (listing, API call): nothing received for the stall
+ * timeout, a body under the minimum rate, or no completion within the request deadline
+ * aborts it. Without, a download: the engine watches those itself.
  */
-export function guardedFetch(signal: AbortSignal, base: typeof fetch = fetch): typeof fetch {
+export function guardedFetch(
+  signal: AbortSignal,
+  base: typeof fetch = fetch,
+  limits?: RequestLimits,
+): typeof fetch {
   return async (input, init) => {
-    const res = await base(input, { ...init, signal });
+    const watch = new Watch(signal);
+    const cancelSilence = limits
+      ? watch.after(limits.stallTimeoutMs, () => StallError.silent(limits))
+      : () => undefined;
+    if (limits) watch.after(limits.requestTimeoutMs, () => new DeadlineError(limits));
+    let res: Response;
+    try {
+      res = await base(input, { ...init, signal: watch.signal });
+    } catch (err) {
+      watch.dispose();
+      throw watched(watch, err);
+    } finally {
+      cancelSilence();
+    }
     if (statusRetryable(res.status)) {
+      watch.dispose();
       await res.body?.cancel().catch(() => undefined);
       const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
       throw new HttpStatusError(
@@ -33,8 +63,53 @@ export function guardedFetch(signal: AbortSignal, base: typeof fetch = fetch): t
         parseRetryAfter(res.headers.get('retry-after')),
       );
     }
-    return res;
+    return limits ? meteredBody(res, limits, watch) : res;
   };
+}
+
+/** Statuses whose Response may not carry a body. */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/** `res` with its body under the minimum-throughput rule; the watch ends with the body. */
+function meteredBody(res: Response, limits: RequestLimits, watch: Watch): Response {
+  if (res.body === null || NULL_BODY.has(res.status)) {
+    watch.dispose();
+    return res;
+  }
+  const meter = new Throughput(limits, watch);
+  const done = (): void => {
+    meter.stop();
+    watch.dispose();
+  };
+  const chunks = (res.body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await chunks.next();
+        if (chunk.done) {
+          done();
+          controller.close();
+          return;
+        }
+        meter.feed(chunk.value.byteLength);
+        controller.enqueue(chunk.value);
+      } catch (err) {
+        done();
+        controller.error(watched(watch, err));
+      }
+    },
+    async cancel(reason: unknown) {
+      done();
+      await chunks.return?.(reason);
+    },
+  });
+  const out = new Response(body, { status: res.status, headers: res.headers });
+  // Callers name the URL the answer came from (after redirects) in their messages; the
+  // reason phrase is copied as is (the constructor refuses what a server may send).
+  Object.defineProperty(out, 'url', { value: res.url });
+  Object.defineProperty(out, 'redirected', { value: res.redirected });
+  Object.defineProperty(out, 'statusText', { value: res.statusText });
+  return out;
 }
 
 /**
