@@ -84,6 +84,14 @@ async function runOne(s: Scenario, fn: FunctionProcess): Promise<Outcome> {
         : '';
       safety ??= `simulator error: ${e}${recent}`;
     }
+    // Crossplane's watch circuit breaker: worth knowing whenever it opens (Ready is delayed).
+    for (const c of Object.values(sim.xr)) {
+      for (const o of c.breaker.openings) {
+        ctx.notes.push(
+          `watch circuit opened for ${o.target} at +${Math.round(o.at / 1000)} s (most events from ${o.triggeredBy}); ${c.breaker.dropped} events dropped by that controller`,
+        );
+      }
+    }
     pods += sim.fetch.starts.length;
     virtualMs = Math.max(virtualMs, sim.clock.now());
     calls += sim.runner.calls;

@@ -242,6 +242,41 @@ export class Sim {
     return cluster;
   }
 
+  /**
+   * Register a cluster the control plane cannot reach: its InferenceCluster and provider
+   * config exist, but the kubeconfig's server refuses every connection.
+   */
+  registerUnreachable(
+    name: string,
+    labels: Record<string, string>,
+    storageClassName = 'nfs-rwx',
+  ): void {
+    const kubeconfig = stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name, cluster: { server: 'https://127.0.0.1:1' } }],
+      contexts: [{ name, context: { cluster: name, user: 'provider-kubernetes' } }],
+      'current-context': name,
+      users: [{ name: 'provider-kubernetes', user: { token: `sim-${name}-admin` } }],
+    });
+    this.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `${name}-kubeconfig`, namespace: SYSTEM_NS },
+      data: { kubeconfig: Buffer.from(kubeconfig).toString('base64') },
+    });
+    this.addProviderConfig(name);
+    this.apply({
+      apiVersion: XR_API_VERSION,
+      kind: 'InferenceCluster',
+      metadata: { name, labels },
+      spec: {
+        providerConfigRef: { kind: 'ClusterProviderConfig', name },
+        storage: { storageClassName },
+      },
+    });
+  }
+
   addProviderConfig(name: string): void {
     this.apply({
       apiVersion: OBJECT_API_VERSION,
@@ -491,6 +526,19 @@ export class Sim {
         lines.push(
           `  Object ${o.metadata.name} (${o.metadata.annotations?.['crossplane.io/composition-resource-name'] ?? ''}): ${String(synced['message']).slice(0, 200)}`,
         );
+    }
+    // Why fetch pods failed (their termination messages), the first few per cluster.
+    for (const [name, c] of this.clusters) {
+      const failed = c.store
+        .list('v1', 'Pod')
+        .filter((p) => str(p, 'status', 'phase') === 'Failed')
+        .slice(0, 3);
+      for (const p of failed) {
+        const cs = (obj(p, 'status') ?? {})['containerStatuses'];
+        const first: unknown = Array.isArray(cs) ? cs[0] : undefined;
+        const msg = str(first, 'state', 'terminated', 'message') ?? '';
+        lines.push(`  pod ${name}/${p.metadata.name} failed: ${msg.slice(0, 300)}`);
+      }
     }
     for (const err of this.clock.errors.slice(0, 5))
       lines.push(`  simulator error: ${err.slice(0, 400)}`);

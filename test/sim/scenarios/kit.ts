@@ -181,3 +181,13 @@ export function cdnBytes(h: Hub, path: string): number {
 export function totalBytes(h: Hub): number {
   return h.files.reduce((n, f) => n + f.bytes.length, 0);
 }
+
+/**
+ * Function calls made for the caches, their replicas and the deployments (not the
+ * InferenceClusters), over all XRs of those kinds.
+ */
+export function functionCalls(sim: Sim): number {
+  return [sim.xr.ModelCache, sim.xr.ModelCacheReplica, sim.xr.ModelDeployment]
+    .flatMap((c) => [...c.calls.values()])
+    .reduce((n, c) => n + c, 0);
+}
