@@ -6,10 +6,19 @@
 //     functions.yaml      the Functions for render (function-modelcache: Development runtime)
 //     prerequisites/      what the example assumes exists: InferenceClusters, provider configs,
 //                         Secrets, ConfigMaps, other XRs. Render gets them as required resources.
+//     replicas/           the ModelCacheReplicas the example's ModelCaches compose when first
+//                         reconciled (stage 0-created), one per file; written by make-stages.ts
 //     stages/<k>-<name>/  one lifecycle stage after creation, for each XR file F it covers:
 //       stage.yaml        what the workload clusters report (test/conformance/make-stages.ts)
 //       F                 the XR as observed then (status written by the previous reconcile)
-//       <F stem>.observed.yaml   its observed composed resources (render -o)
+//       <F stem>.observed.yaml   its observed composed resources (render -o); for a ModelCache,
+//                         its replicas with the status their own reconcile at this stage wrote
+//       replicas/<replica>.yaml  each replica as observed then, and beside it
+//       replicas/<replica>.observed.yaml  its cluster's Objects as provider-kubernetes reports them
+//
+// A replica is an XR of its own (Crossplane reconciles it with compositions/modelcachereplica.yaml),
+// so it is rendered like the example's XR files, at every stage that holds it, with the example's
+// XRs as of that stage (its parent ModelCache among them) as required resources.
 //
 // Other top-level YAML files are classified by what they hold: Compositions and XRDs of the
 // example's own (third-party) kinds are used for those kinds, anything else is passed as
@@ -31,15 +40,22 @@ export const CREATED_STAGE = '0-created';
 export const FUNCTIONS_FILE = 'functions.yaml';
 export const PREREQUISITES_DIR = 'prerequisites';
 export const STAGES_DIR = 'stages';
-const OBSERVED_SUFFIX = '.observed.yaml';
+/** Replica fixtures, under the example folder (stage 0-created) and under each stage folder. */
+export const REPLICAS_DIR = 'replicas';
+export const OBSERVED_SUFFIX = '.observed.yaml';
 
 export type Doc = Record<string, unknown>;
 
 export interface RenderCase {
   /** Example folder name, e.g. 1-single-cluster-basic. */
   example: string;
-  /** XR file name in the example folder, e.g. xr.yaml. */
+  /**
+   * XR file, relative to the example folder or a stage folder: xr.yaml, or for a replica
+   * replicas/<name>.yaml.
+   */
   xrFile: string;
+  /** True for a ModelCacheReplica (a file under replicas/), composed by one of the XR files. */
+  replica: boolean;
   /** Stage name: 0-created or a folder under stages/. */
   stage: string;
   /** Absolute paths of what render reads. */
@@ -226,30 +242,48 @@ export function stemOf(xrFile: string): string {
   return basename(xrFile).replace(/\.ya?ml$/, '');
 }
 
-/** Every (XR file, stage) of an example. */
+/** The folder holding a stage's fixtures: the example folder itself for 0-created. */
+export function stageDirOf(ex: Example, stage: string): string {
+  return stage === CREATED_STAGE ? ex.dir : join(ex.dir, STAGES_DIR, stage);
+}
+
+/** The replica files of a stage folder, as replicas/<name>.yaml. */
+export function replicaFiles(stageDir: string): string[] {
+  return yamlFiles(join(stageDir, REPLICAS_DIR))
+    .filter((f) => !f.endsWith(OBSERVED_SUFFIX))
+    .map((f) => `${REPLICAS_DIR}/${f}`);
+}
+
+/** What render -o reads for an XR file of a stage folder: <stem>.observed.yaml beside it. */
+export function observedFileOf(xrFile: string): string {
+  return xrFile.replace(/\.ya?ml$/, OBSERVED_SUFFIX);
+}
+
+/** Every (XR file, stage) of an example, then every (replica, stage). */
 export function casesOf(ex: Example): RenderCase[] {
   const out: RenderCase[] = [];
   const prerequisites = join(ex.dir, PREREQUISITES_DIR);
   for (const stage of [CREATED_STAGE, ...ex.stages]) {
-    const stageDir = stage === CREATED_STAGE ? ex.dir : join(ex.dir, STAGES_DIR, stage);
+    const stageDir = stageDirOf(ex, stage);
     const xrPathOf = (f: string): string =>
       existsSync(join(stageDir, f)) ? join(stageDir, f) : join(ex.dir, f);
-    for (const xrFile of ex.xrFiles) {
-      // A stage folder may cover only some XRs; the others are rendered only where covered.
-      if (stage !== CREATED_STAGE && !existsSync(join(stageDir, xrFile))) continue;
-      const xrPath = xrPathOf(xrFile);
+    const toCase = (xrFile: string, replica: boolean): RenderCase => {
+      const xrPath = replica ? join(stageDir, xrFile) : xrPathOf(xrFile);
       const xr = readOne(xrPath);
       const kind = String(xr['kind']);
-      const observed = join(stageDir, `${stemOf(xrFile)}${OBSERVED_SUFFIX}`);
-      out.push({
+      const observed = join(stageDir, observedFileOf(xrFile));
+      return {
         example: ex.name,
         xrFile,
+        replica,
         stage,
         xrPath,
         compositionPath: findByKind(ex, 'composition', kind),
         xrdPath: findByKind(ex, 'xrd', kind),
         functionsPath: join(ex.dir, FUNCTIONS_FILE),
         observedPath: stage !== CREATED_STAGE && existsSync(observed) ? observed : undefined,
+        // A replica reads its parent ModelCache (and nothing else of the example's XRs) by name;
+        // the others are there as they would be on the control plane.
         requiredPaths: [
           ...(isDir(prerequisites) ? [prerequisites] : []),
           ...ex.extraRequired,
@@ -257,9 +291,15 @@ export function casesOf(ex: Example): RenderCase[] {
         ],
         xr,
         expectRejected: ex.expectRejected,
-        golden: `conformance/${ex.name}/${stemOf(xrFile)}/${stage}`,
-      });
-    }
+        golden: `conformance/${ex.name}/${xrFile.replace(/\.ya?ml$/, '')}/${stage}`,
+      };
+    };
+    // A stage folder may cover only some XRs; the others are rendered only where covered.
+    const xrFiles = ex.xrFiles.filter(
+      (f) => stage === CREATED_STAGE || existsSync(join(stageDir, f)),
+    );
+    out.push(...xrFiles.map((f) => toCase(f, false)));
+    out.push(...replicaFiles(stageDir).map((f) => toCase(f, true)));
   }
   return out;
 }

@@ -1,14 +1,23 @@
-// Writes the observed fixtures of the examples' lifecycle stages from their stage.yaml:
+// Writes the generated fixtures of the examples: the ModelCacheReplicas each ModelCache composes
+// (examples/<n>/replicas/) and the observed fixtures of every lifecycle stage, from stage.yaml:
 //
 //   npx tsx test/conformance/make-stages.ts [examples/<n>-<slug> ...]   (default: every example)
 //
 // A stage folder's stage.yaml says which earlier stage it follows and what each workload cluster
-// reports by then. This renders the earlier stage (in process, which the conformance suite
-// proves equal to the upstream render), turns each composed Object into the Object
-// provider-kubernetes would report for that remote state, and writes, beside stage.yaml, the XR
-// with the status the earlier reconcile wrote and `<xr>.observed.yaml`. Review the result like
-// any fixture, then regenerate the goldens (UPDATE_GOLDEN=1 npm test, which also runs this).
-// `npm test` fails when a fixture is not what this writes for the current Function.
+// reports by then. For each XR file it names, this renders the earlier stage (in process, which
+// the conformance suite proves equal to the upstream render) and writes, beside stage.yaml:
+//
+// - the XR with the status the earlier reconcile wrote, and `<xr>.observed.yaml`: what it
+//   composed, as observed now;
+// - for a ModelCache, each ModelCacheReplica it composed, under replicas/: the replica with the
+//   status its own earlier reconcile wrote, and `<replica>.observed.yaml`: the Objects that
+//   reconcile applied, as provider-kubernetes reports them for the remote state in stage.yaml.
+//   The ModelCache observes its replicas with the status their reconcile at this stage writes
+//   (each replica is rendered at this stage for it): replicas report, then the cache aggregates.
+//
+// Review the result like any fixture, then regenerate the goldens (UPDATE_GOLDEN=1 npm test,
+// which also runs this). `npm test` fails when a fixture is not what this writes for the current
+// Function, or when a generated folder holds a file this would not write.
 //
 // stage.yaml:
 //   from: 0-created                       # the stage this one follows
@@ -19,35 +28,58 @@
 //         job: { state: running, done: 1073741824, total: 16060522496 }
 //                                         # NotObserved | created | running | complete | failed
 //         credentials: { syncFailed: 'cannot get referenced Secret team-a/hf-token' }
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as prettier from 'prettier';
 import { parse, stringify } from 'yaml';
+import { KIND_MODEL_CACHE_REPLICA } from '../../function/constants.js';
 import type { Json } from '../../function/k8s/object.js';
 import * as f from '../support/fixtures.js';
 import { CONDITION_TIME } from '../render/engine.js';
 import { outcomeOf, renderCaseInProcess } from '../render/run.js';
 import {
-  CREATED_STAGE,
   EXAMPLES_DIR,
+  CREATED_STAGE,
+  REPLICAS_DIR,
   STAGES_DIR,
   casesOf,
   listExamples,
+  observedFileOf,
   readDocs,
   rel,
-  stemOf,
   type Doc,
   type Example,
+  type RenderCase,
 } from './examples.js';
 
 const ANNOTATION_RESOURCE_NAME = 'crossplane.io/composition-resource-name';
+const STAGE_FILE = 'stage.yaml';
 
 type RoleState = string | { syncFailed: string } | f.JobObservation;
+/** Cluster name → role (pvc, job, credentials, ...) → what it reports. */
+type ClusterStates = Record<string, Record<string, RoleState> | null>;
 
 interface StageSpec {
   from: string;
-  xrs: Record<string, Record<string, Record<string, RoleState> | null>>;
+  xrs: Record<string, ClusterStates>;
+}
+
+/** A generated file: its path relative to the example folder, and its content. */
+interface Generated {
+  rel: string;
+  text: string;
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -82,6 +114,14 @@ function metadataOf(d: Json): Json {
   return d['metadata'] as Json;
 }
 
+function resourceName(d: Json): string {
+  return String((metadataOf(d)['annotations'] as Json)[ANNOTATION_RESOURCE_NAME]);
+}
+
+function isReplica(d: Json): boolean {
+  return d['kind'] === KIND_MODEL_CACHE_REPLICA;
+}
+
 /** The Object as provider-kubernetes reports it once the remote object is in `state`. */
 function observe(desired: Json, role: string, state: RoleState | undefined): Json {
   const keep = (o: Json): Json => ordered(stamped({ ...o, metadata: metadataOf(desired) }));
@@ -99,6 +139,11 @@ function observe(desired: Json, role: string, state: RoleState | undefined): Jso
   throw new Error(`role ${role}: cannot observe ${JSON.stringify(s)}`);
 }
 
+/** What one cluster reports for one role; stage.yaml names the prefetch Job `job`. */
+function stateOf(states: ClusterStates, cluster: string, role: string): RoleState | undefined {
+  return states[cluster]?.[role.startsWith('fetch-') ? 'job' : role];
+}
+
 function header(lines: string[]): string {
   return lines.map((l) => `# ${l}`.trimEnd()).join('\n') + '\n';
 }
@@ -108,83 +153,251 @@ function toYaml(v: unknown): string {
   return stringify(v, { version: '1.1', lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-async function formatted(path: string, text: string): Promise<{ path: string; text: string }> {
-  const options = (await prettier.resolveConfig(path)) ?? {};
-  return { path, text: await prettier.format(text, { ...options, filepath: path }) };
+/**
+ * Documents of one file. No "---" before the first document: Go's YAML reader would make the
+ * header comment an empty document, which render rejects as an observed resource without a name.
+ */
+function docsYaml(docs: Json[]): string {
+  return docs.map(toYaml).join('---\n');
 }
 
-/** The fixture files of one stage (the XRs as observed and their observed resources). */
-export async function stageFiles(
-  ex: Example,
-  stage: string,
-): Promise<{ path: string; text: string }[]> {
-  const files: { path: string; text: string }[] = [];
-  const dir = join(ex.dir, STAGES_DIR, stage);
-  const spec = readSpec(join(dir, 'stage.yaml'));
-  for (const [xrFile, clusters] of Object.entries(spec.xrs)) {
-    if (!ex.xrFiles.includes(xrFile)) throw new Error(`${rel(dir)}: no XR file ${xrFile}`);
-    const from = casesOf(ex).find((c) => c.xrFile === xrFile && c.stage === spec.from);
-    if (!from) throw new Error(`${rel(dir)}: no stage ${spec.from} for ${xrFile}`);
-    const out = outcomeOf(await renderCaseInProcess(from));
-    if (!('documents' in out)) throw new Error(`${rel(from.xrPath)} does not render: ${out.fatal}`);
-    const [xrOut, ...rest] = out.documents;
-    const composed = rest.filter((d) => d['kind'] !== 'Result') as Json[];
+/** The documents an in-process render of a case produced: the XR, then what it composed. */
+async function rendered(c: RenderCase): Promise<{ xr: Doc; composed: Json[] }> {
+  const out = outcomeOf(await renderCaseInProcess(c));
+  if (!('documents' in out)) throw new Error(`${rel(c.xrPath)} does not render: ${out.fatal}`);
+  const [xr, ...rest] = out.documents;
+  if (xr === undefined) throw new Error(`${rel(c.xrPath)} renders no XR`);
+  return { xr, composed: rest.filter((d) => d['kind'] !== 'Result') };
+}
 
-    const observed = composed.map((d) => {
-      const key = String((metadataOf(d)['annotations'] as Json)[ANNOTATION_RESOURCE_NAME]);
-      const [cluster = '', role = ''] = key.split('/');
-      return observe(d, role, clusters[cluster]?.[role.startsWith('fetch-') ? 'job' : role]);
-    });
-    const xr = readDocs(join(ex.dir, xrFile))[0] as Doc;
-    const staged = { ...xr, status: (xrOut as Doc)['status'] };
-    files.push(
-      await formatted(
-        join(dir, xrFile),
+/** Files are generated into a working copy of the example, and read back from it. */
+class Writer {
+  readonly files: Generated[] = [];
+  constructor(
+    private readonly work: Example,
+    private readonly realDir: string,
+  ) {}
+
+  async write(relPath: string, text: string): Promise<void> {
+    // Formatted as the repository's own file would be (prettier's config is found from there).
+    const real = join(this.realDir, relPath);
+    const options = (await prettier.resolveConfig(real)) ?? {};
+    const out = await prettier.format(text, { ...options, filepath: real });
+    const path = join(this.work.dir, relPath);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, out);
+    this.files.push({ rel: relPath, text: out });
+  }
+
+  /** The case of `xrFile` at `stage`, as the working copy holds it now. */
+  caseOf(xrFile: string, stage: string): RenderCase | undefined {
+    return casesOf(this.work).find((c) => c.xrFile === xrFile && c.stage === stage);
+  }
+
+  private readonly renders = new Map<string, Promise<{ xr: Doc; composed: Json[] }>>();
+  /**
+   * The render of a case, once: a case is rendered only after every file it reads is written,
+   * and a stage's files are not written again once a later stage reads them.
+   */
+  render(c: RenderCase): Promise<{ xr: Doc; composed: Json[] }> {
+    const key = `${c.stage}\u0000${c.xrFile}`;
+    let r = this.renders.get(key);
+    if (r === undefined) {
+      r = rendered(c);
+      this.renders.set(key, r);
+    }
+    return r;
+  }
+}
+
+/** The replicas the example's XRs compose when first reconciled (stage 0-created). */
+async function createdReplicas(w: Writer, ex: Example): Promise<void> {
+  for (const xrFile of ex.xrFiles) {
+    const c = w.caseOf(xrFile, CREATED_STAGE);
+    if (c === undefined || c.expectRejected) continue;
+    const { composed } = await w.render(c);
+    for (const replica of composed.filter(isReplica)) {
+      const name = String(metadataOf(replica)['name']);
+      await w.write(
+        `${REPLICAS_DIR}/${name}.yaml`,
         header([
-          `${xrFile} as observed at stage ${stage}: the status is what the reconcile at stage`,
-          `${spec.from} wrote. Written by test/conformance/make-stages.ts from stage.yaml.`,
-        ]) + toYaml(staged),
-      ),
+          `The ModelCacheReplica for cluster ${String((replica['spec'] as Json)['cluster'])} as the reconcile of ${xrFile} at`,
+          `${CREATED_STAGE} composes it (Crossplane adds the label, annotation and owner reference);`,
+          `not yet reconciled itself. Written by test/conformance/make-stages.ts.`,
+        ]) + toYaml(ordered(replica)),
+      );
+    }
+  }
+}
+
+/** One stage's fixtures, written after the stage it follows. */
+async function stageFixtures(w: Writer, ex: Example, stage: string): Promise<void> {
+  const dir = `${STAGES_DIR}/${stage}`;
+  const spec = readSpec(join(ex.dir, dir, STAGE_FILE));
+  /** Per cache XR file: the replicas it composed at `from`, to be observed at this stage. */
+  const replicasOf = new Map<string, Json[]>();
+
+  for (const [xrFile, clusters] of Object.entries(spec.xrs)) {
+    if (!ex.xrFiles.includes(xrFile))
+      throw new Error(`${rel(ex.dir)}/${dir}: no XR file ${xrFile}`);
+    const from = w.caseOf(xrFile, spec.from);
+    if (!from) throw new Error(`${rel(ex.dir)}/${dir}: no stage ${spec.from} for ${xrFile}`);
+    const { xr: xrOut, composed } = await w.render(from);
+    const xr = readDocs(join(ex.dir, xrFile))[0] as Doc;
+    await w.write(
+      `${dir}/${xrFile}`,
+      header([
+        `${xrFile} as observed at stage ${stage}: the status is what the reconcile at stage`,
+        `${spec.from} wrote. Written by test/conformance/make-stages.ts from stage.yaml.`,
+      ]) + toYaml({ ...xr, status: xrOut['status'] }),
     );
-    files.push(
-      await formatted(
-        join(dir, `${stemOf(xrFile)}.observed.yaml`),
+
+    const replicas = composed.filter(isReplica);
+    const others = composed.filter((d) => !isReplica(d));
+    if (replicas.length > 0) replicasOf.set(xrFile, replicas);
+    if (others.length > 0) {
+      const observed = others.map((d) => {
+        const [cluster = '', role = ''] = resourceName(d).split('/');
+        return observe(d, role, stateOf(clusters, cluster, role));
+      });
+      await w.write(
+        `${dir}/${observedFileOf(xrFile)}`,
         header([
           `The composed resources of ${xrFile} as Crossplane observes them at stage ${stage}:`,
           `the Objects the reconcile at stage ${spec.from} applied, as provider-kubernetes`,
           `reports them for the remote state in stage.yaml. Written by make-stages.ts.`,
-          // No "---" before the first document: Go's YAML reader would make the comment an empty
-          // document, which render rejects as an observed resource without a name.
-        ]) + observed.map(toYaml).join('---\n'),
-      ),
+        ]) + docsYaml(observed),
+      );
+    }
+
+    for (const replica of replicas) {
+      const name = String(metadataOf(replica)['name']);
+      const cluster = String((replica['spec'] as Json)['cluster']);
+      const replicaFile = `${REPLICAS_DIR}/${name}.yaml`;
+      // A replica the cache composed for the first time at `from` has not reconciled yet.
+      const before = w.caseOf(replicaFile, spec.from);
+      const last = before ? await w.render(before) : undefined;
+      await w.write(
+        `${dir}/${replicaFile}`,
+        header([
+          `The ModelCacheReplica for cluster ${cluster} at stage ${stage}: as the reconcile of`,
+          `${xrFile} at stage ${spec.from} composed it, with the status its own reconcile at`,
+          `stage ${spec.from} wrote. Written by test/conformance/make-stages.ts.`,
+        ]) + toYaml(ordered({ ...replica, ...(last ? { status: last.xr['status'] } : {}) })),
+      );
+      if (last === undefined || last.composed.length === 0) continue;
+      await w.write(
+        `${dir}/${observedFileOf(replicaFile)}`,
+        header([
+          `The Objects of replica ${name} as Crossplane observes them at stage ${stage}: what`,
+          `its reconcile at stage ${spec.from} applied, as provider-kubernetes reports them for`,
+          `what stage.yaml says cluster ${cluster} reports. Written by make-stages.ts.`,
+        ]) +
+          docsYaml(
+            last.composed.map((d) =>
+              observe(d, resourceName(d), stateOf(clusters, cluster, resourceName(d))),
+            ),
+          ),
+      );
+    }
+  }
+
+  // The caches observe their replicas as the replicas' reconcile at this stage leaves them.
+  for (const [xrFile, replicas] of replicasOf) {
+    const observed: Json[] = [];
+    for (const replica of replicas) {
+      const name = String(metadataOf(replica)['name']);
+      const now = w.caseOf(`${REPLICAS_DIR}/${name}.yaml`, stage);
+      if (now === undefined) throw new Error(`${rel(ex.dir)}/${dir}: replica ${name} not written`);
+      const { xr } = await w.render(now);
+      observed.push(ordered({ ...replica, status: xr['status'] }));
+    }
+    await w.write(
+      `${dir}/${observedFileOf(xrFile)}`,
+      header([
+        `The ModelCacheReplicas of ${xrFile} as Crossplane observes them at stage ${stage}: as`,
+        `the reconcile at stage ${spec.from} composed them, with the status each replica's own`,
+        `reconcile at this stage writes (replicas/). Written by make-stages.ts.`,
+      ]) + docsYaml(observed),
     );
   }
-  return files;
+}
+
+/** Paths (relative to an example folder) that make-stages writes: any other file there is stale. */
+function isGenerated(relPath: string): boolean {
+  const parts = relPath.split('/');
+  if (parts[0] === REPLICAS_DIR) return true;
+  return (
+    parts[0] === STAGES_DIR && parts.length >= 3 && !(parts.length === 3 && parts[2] === STAGE_FILE)
+  );
+}
+
+function filesUnder(dir: string, base = dir): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? filesUnder(p, base) : [relative(base, p)];
+  });
+}
+
+/** Every generated file of an example, computed in a scratch copy holding only its sources. */
+async function generate(ex: Example): Promise<Generated[]> {
+  const root = mkdtempSync(join(tmpdir(), 'make-stages-'));
+  try {
+    cpSync(ex.dir, join(root, ex.name), {
+      recursive: true,
+      filter: (src) => !isGenerated(relative(ex.dir, src)),
+    });
+    const work = listExamples(root).find((e) => e.name === ex.name);
+    if (!work) throw new Error(`${ex.name}: not an example once copied`);
+    const w = new Writer(work, ex.dir);
+    if (work.notRenderable === undefined) {
+      await createdReplicas(w, work);
+      for (const stage of work.stages) await stageFixtures(w, work, stage);
+    }
+    return w.files;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 /**
- * Every stage of an example in order, each written before the next is computed (a stage follows
- * an earlier one). `write` false only compares: the result lists the files that differ.
+ * The example's generated files compared with what it holds: the result lists the files that
+ * differ, are missing, or should not be there. `write` also brings the example up to date.
  */
 export async function syncStages(ex: Example, write: boolean): Promise<string[]> {
+  const files = await generate(ex);
+  const wanted = new Set(files.map((g) => g.rel));
   const stale: string[] = [];
-  for (const stage of ex.stages) {
-    if (stage === CREATED_STAGE) continue;
-    for (const f of await stageFiles(ex, stage)) {
-      const current = existsSync(f.path) ? readFileSync(f.path, 'utf8') : undefined;
-      if (current === f.text) continue;
-      stale.push(rel(f.path));
-      if (write) writeFileSync(f.path, f.text);
+  for (const g of files) {
+    const path = join(ex.dir, g.rel);
+    if (existsSync(path) && readFileSync(path, 'utf8') === g.text) continue;
+    stale.push(rel(path));
+    if (write) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, g.text);
+    }
+  }
+  for (const r of filesUnder(ex.dir).filter((p) => isGenerated(p) && !wanted.has(p))) {
+    stale.push(rel(join(ex.dir, r)));
+    if (write) rmSync(join(ex.dir, r));
+  }
+  if (write) {
+    // A replicas/ folder left empty by removed fixtures goes too.
+    for (const d of [ex.dir, ...ex.stages.map((s) => join(ex.dir, STAGES_DIR, s))]) {
+      const replicas = join(d, REPLICAS_DIR);
+      if (existsSync(replicas) && filesUnder(replicas).length === 0)
+        rmSync(replicas, { recursive: true });
     }
   }
   return stale;
 }
 
-// Run as a program: write every example's stage fixtures (or the named examples').
+// Run as a program: write every example's generated fixtures (or the named examples').
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const wanted = new Set(process.argv.slice(2).map((a) => basename(resolve(a))));
   for (const ex of listExamples(EXAMPLES_DIR)) {
     if (wanted.size > 0 && !wanted.has(ex.name)) continue;
-    for (const path of await syncStages(ex, true)) console.log(`wrote ${path}`);
+    for (const path of await syncStages(ex, true)) console.log(`updated ${path}`);
   }
 }

@@ -77,6 +77,17 @@ describe('crossplane xpkg build', () => {
       ...ids([...repoXrds(), ...repoCompositions()].flatMap(readDocs)),
     ].sort();
     expect(ids(cfg.docs)).toEqual(expected);
+    // Named as well, so a kind dropped from the repository (not only from the package) fails.
+    expect(ids(cfg.docs.filter((d) => d['kind'] !== 'Configuration'))).toEqual([
+      'CompositeResourceDefinition/inferenceclusters.modelplane.ai',
+      'CompositeResourceDefinition/modelcachereplicas.modelplane.ai',
+      'CompositeResourceDefinition/modelcaches.modelplane.ai',
+      'CompositeResourceDefinition/modeldeployments.modelplane.ai',
+      'Composition/inferencecluster',
+      'Composition/modelcache',
+      'Composition/modelcachereplica',
+      'Composition/modeldeployment',
+    ]);
     // What the package carries is what the repository holds, once parsed. xpkg build decodes and
     // re-encodes each object, which adds the XRDs' zero-valued status; nothing else changes.
     for (const file of [...repoXrds(), ...repoCompositions()]) {

@@ -14,6 +14,8 @@ import { outcomeOf, renderCaseInProcess } from '../render/run.js';
 import { allCases, listExamples, readDocs, type RenderCase } from './examples.js';
 import { syncStages } from './make-stages.js';
 
+// When updating, the fixtures are written first: the cases include the replica files they add.
+if (UPDATING) for (const ex of listExamples()) await syncStages(ex, true);
 const cases = allCases();
 const examples = listExamples();
 
@@ -44,6 +46,35 @@ describe('the examples', () => {
     ]);
   });
 
+  it('render each ModelCache at every stage together with the replicas it composes', () => {
+    const caches = cases.filter((c) => c.xr['kind'] === 'ModelCache' && !c.expectRejected);
+    expect(caches.length).toBeGreaterThan(0);
+    const replicaCases = cases.filter((c) => c.replica);
+    const nameOf = (d: Record<string, unknown>): string =>
+      String((d['metadata'] as Record<string, unknown>)['name']);
+    const parentOf = (d: Record<string, unknown>): string =>
+      String(
+        ((d['spec'] as Record<string, unknown>)['cacheRef'] as Record<string, unknown>)['name'],
+      );
+    for (const c of caches) {
+      const at = replicaCases.filter(
+        (r) => r.example === c.example && r.stage === c.stage && parentOf(r.xr) === nameOf(c.xr),
+      );
+      expect(at.length, `${c.example}/${c.xrFile} at ${c.stage} has replicas`).toBeGreaterThan(0);
+      // Each is rendered with its parent as of the same stage among the required resources.
+      for (const r of at) expect(r.requiredPaths).toContain(c.xrPath);
+    }
+    for (const r of replicaCases) {
+      expect(r.xr['kind'], r.xrFile).toBe('ModelCacheReplica');
+      expect(
+        caches.some(
+          (c) => c.example === r.example && c.stage === r.stage && nameOf(c.xr) === parentOf(r.xr),
+        ),
+        `${r.example}/${r.xrFile} at ${r.stage} has its parent at the same stage`,
+      ).toBe(true);
+    }
+  });
+
   it('dial function-modelcache with the Development runtime', () => {
     for (const ex of examples) {
       const fn = readDocs(join(ex.dir, 'functions.yaml')).find(
@@ -57,9 +88,9 @@ describe('the examples', () => {
   });
 });
 
-describe('the stage fixtures', () => {
+describe('the generated fixtures (replicas and stages)', () => {
   // Before the renders: they read these files.
-  it.each(examples.filter((ex) => ex.stages.length > 0))(
+  it.each(examples)(
     'of $name are what make-stages.ts writes for the current Function',
     async (ex) => {
       const stale = await syncStages(ex, UPDATING);
@@ -69,6 +100,8 @@ describe('the stage fixtures', () => {
         );
       }
     },
+    // Every stage of an example is rendered (each cache and each replica), on a shared machine.
+    180_000,
   );
 });
 

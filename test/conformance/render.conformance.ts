@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { golden } from '../support/golden.js';
 import {
+  REPLICAS_DIR,
   ROOT,
   allCases,
   listExamples,
@@ -98,14 +99,17 @@ describe('crossplane resource validate', () => {
   const inputs = examples
     .filter((ex) => !ex.expectRejected)
     .map((ex) => {
+      const stageDirs = [ex.dir, ...ex.stages.map((s) => join(ex.dir, 'stages', s))];
       const files = [
         ...ex.xrFiles.map((f) => join(ex.dir, f)),
         ...listYaml(join(ex.dir, 'prerequisites')),
         ...ex.stages.flatMap((s) => listYaml(join(ex.dir, 'stages', s))),
+        // The ModelCacheReplicas the caches compose, as each stage observes them.
+        ...stageDirs.flatMap((d) => listYaml(join(d, REPLICAS_DIR))),
       ];
       return { example: ex.name, files: [...files, ...ex.extraRequired], xrds: ex.localXrds };
     });
-  it.each(inputs)('accepts the inputs of $example (XRs, prerequisites, stage fixtures)', (c) => {
+  it.each(inputs)('accepts the inputs of $example (XRs, prerequisites, replicas, stages)', (c) => {
     const docs = validated(c.files.flatMap(readDocs), localGroups(c.xrds));
     expect(docs.length).toBeGreaterThan(0);
     expectAllValid(validate(tc, [writeDocs(`inputs/${c.example}.yaml`, docs)], c.xrds), c.example);

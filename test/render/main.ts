@@ -5,6 +5,10 @@
 // Function: the Function is called in process and the composition reconciler around it is
 // emulated (engine.ts). The conformance suite checks both give the same documents on every
 // golden. The upstream command for the same case is printed with --upstream.
+//
+// A ModelCache composes ModelCacheReplicas, which Crossplane reconciles as XRs of their own: the
+// example's replica fixtures (replicas/<name>.yaml) are rendered too, each to its cluster's
+// Objects; `--xr replicas/<name>.yaml` renders one.
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -25,7 +29,8 @@ Renders an example's XR(s) the way \`crossplane composition render\` does, in pr
 
 options:
   --stage <name>   lifecycle stage to render (a folder under stages/); default ${CREATED_STAGE}
-  --xr <file>      only this XR file of the example (default: every XR file at the stage)
+  --xr <file>      only this XR file of the example, or one replica: replicas/<name>.yaml
+                   (default: every XR file at the stage, then every replica)
   -r, --include-function-results
                    also print the Results (events), as render -r does
   --upstream       print the equivalent upstream command line instead of rendering
@@ -102,6 +107,8 @@ if (values.upstream) {
 
 let failed = false;
 for (const c of cases) {
+  // Several renders in one stream: a comment says which file each comes from.
+  if (cases.length > 1) process.stdout.write(`# ${rel(c.xrPath)}\n`);
   const out = await renderCaseInProcess(c);
   if ('fatal' in out) {
     // The same line the upstream CLI prints when a step returns a FATAL result.
