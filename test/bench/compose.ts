@@ -61,7 +61,16 @@ const TARGET_RSS = { clusters: 5000, mib: 200 };
 
 function iterations(bytes: number): number {
   // By request size rather than cluster count: families differ in bytes per cluster.
-  const full = bytes >= 4 * MiB ? 50 : bytes >= MiB ? 100 : bytes >= 100_000 ? 300 : 500;
+  const full =
+    bytes >= 16 * MiB
+      ? 20
+      : bytes >= 4 * MiB
+        ? 40
+        : bytes >= MiB
+          ? 100
+          : bytes >= 100_000
+            ? 300
+            : 500;
   return QUICK ? Math.max(10, Math.floor(full / 20)) : full;
 }
 
@@ -191,8 +200,11 @@ async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
             unmarshalMs: m?.unmarshalMs ?? NaN,
           },
         });
+        // As it goes: a long run's figures are not lost with a late failure.
+        console.log(
+          `  ${c.key} ${codec}: Go client ${goCell(go)}, in-process ${p50p99(inProcess)}, request ${kib(go.requestBytes[0] ?? 0)}, response ${kib(first.length)}`,
+        );
       }
-      process.stdout.write('.');
     }
   } finally {
     for (const { server, bench } of servers) {
@@ -201,7 +213,6 @@ async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
     }
     rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write('\n');
   return rows;
 }
 
