@@ -17,6 +17,7 @@ import { applyConfig, type FieldSets } from './core/ssa.js';
 import { Store, isApiError } from './core/store.js';
 import { ApiServer } from './cluster/apiserver.js';
 import { rewritePlan } from './cluster/pods.js';
+import { CircuitBreaker } from './crossplane/circuit.js';
 import { CompositeController, type PipelineRunner } from './crossplane/composite.js';
 import { ObjectController, OBJECT_API_VERSION } from './provider/object.js';
 
@@ -160,6 +161,219 @@ describe('store', () => {
     expect(
       s.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', namespace: 'ns' }),
     ).toBeDefined();
+  });
+
+  it('foreground: the owner stays, marked, until its blocking dependents are gone', () => {
+    const s = new Store('t', clock);
+    s.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const ref = (kind: string, name: string) => ({ apiVersion: 'v1', kind, name, namespace: 'ns' });
+    const owner = s.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'owner', namespace: 'ns', finalizers: ['crossplane'] },
+    });
+    const by = (block: boolean) => [
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        name: 'owner',
+        uid: owner.metadata.uid,
+        controller: true,
+        blockOwnerDeletion: block,
+      },
+    ];
+    s.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'blocking',
+        namespace: 'ns',
+        finalizers: ['provider'],
+        ownerReferences: by(true),
+      },
+    });
+    s.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'free', namespace: 'ns', ownerReferences: by(false) },
+    });
+    s.delete(ref('ConfigMap', 'owner'), 'Foreground');
+    const marked = s.mustGet(ref('ConfigMap', 'owner'));
+    expect([marked.metadata.deletionTimestamp !== undefined, marked.metadata.finalizers]).toEqual([
+      true,
+      ['crossplane', 'foregroundDeletion'],
+    ]);
+    expect(s.get(ref('Secret', 'free'))).toBeUndefined();
+    const blocking = s.mustGet(ref('Secret', 'blocking'));
+    expect(blocking.metadata.deletionTimestamp).toBeDefined();
+    // The owner's own controller lets go first (Crossplane removing its finalizer).
+    s.update({ ...marked, metadata: { ...marked.metadata, finalizers: ['foregroundDeletion'] } });
+    expect(s.get(ref('ConfigMap', 'owner'))?.metadata.finalizers).toEqual(['foregroundDeletion']);
+    s.update({ ...blocking, metadata: { ...blocking.metadata, finalizers: [] } });
+    expect([s.get(ref('Secret', 'blocking')), s.get(ref('ConfigMap', 'owner'))]).toEqual([
+      undefined,
+      undefined,
+    ]);
+  });
+});
+
+describe("Crossplane's watch circuit breaker", () => {
+  it('opens past the burst, lets one event through per half-open interval, closes after the cooldown', async () => {
+    const clock = new VirtualClock();
+    const b = new CircuitBreaker(clock);
+    const admitted = (n: number, source = 'Object/o (ns)') =>
+      Array.from({ length: n }, () => b.admit('xr', source, false)).filter(Boolean).length;
+    expect(admitted(100)).toBe(100);
+    expect(b.state('xr').isOpen).toBe(false);
+    // The 101st event finds the bucket empty: it is let through, and the circuit opens.
+    expect(admitted(1, 'Replica/r (ns)')).toBe(1);
+    expect(b.openings).toEqual([{ target: 'xr', at: 0, triggeredBy: 'Object/o (ns)' }]);
+    expect(admitted(10)).toBe(0);
+    // A deleting object's events always pass, uncounted.
+    expect(b.admit('xr', 'Object/o (ns)', true)).toBe(true);
+    await clock.advance(30_001);
+    expect(admitted(3)).toBe(1);
+    expect(b.state('xr')).toEqual({
+      isOpen: true,
+      nextAllowedAt: 60_001,
+      triggeredBy: 'Object/o (ns)',
+    });
+    await clock.advance(5 * MINUTE - 30_001);
+    expect(admitted(5)).toBe(5);
+    expect([b.state('xr').isOpen, b.dropped, b.openings.length]).toEqual([false, 12, 1]);
+  });
+});
+
+describe('an XR composing another XR', () => {
+  it('the composed XR gets its own reconciles, requirements and status; its parent observes them', async () => {
+    const clock = new VirtualClock();
+    const store = new Store('cp', clock);
+    store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const requests: { kind: string; req: RunFunctionRequest }[] = [];
+    const runner: PipelineRunner = {
+      run: (_name, req) => {
+        const xr = req.observed?.composite?.resource ?? {};
+        const kind = String(xr['kind']);
+        requests.push({ kind, req: structuredClone(req) });
+        if (kind === 'ModelCache') {
+          const child = req.observed?.resources['c1']?.resource;
+          const childReady = (
+            (child?.['status'] as { conditions?: { type: string; status: string }[] } | undefined)
+              ?.conditions ?? []
+          ).some((c) => c.type === 'Ready' && c.status === 'True');
+          return Promise.resolve(
+            RunFunctionResponse.fromPartial({
+              desired: {
+                composite: {
+                  resource: {
+                    status: {
+                      child: (child?.['status'] as { phase?: string } | undefined)?.phase ?? 'none',
+                    },
+                  },
+                },
+                resources: {
+                  c1: {
+                    resource: {
+                      apiVersion: 'modelplane.ai/v1alpha1',
+                      kind: 'ModelCacheReplica',
+                      metadata: { name: 'p-c1' },
+                      spec: { cluster: 'c1' },
+                    },
+                    ready: childReady ? Ready.READY_TRUE : Ready.READY_UNSPECIFIED,
+                  },
+                },
+              },
+              meta: { ttl: { seconds: 60, nanos: 0 } },
+            }),
+          );
+        }
+        const parent = req.requiredResources['cache']?.items[0]?.resource;
+        return Promise.resolve(
+          RunFunctionResponse.fromPartial({
+            desired: {
+              composite: {
+                resource: { status: { phase: parent ? 'Ready' : 'Pending' } },
+                ready: parent ? Ready.READY_TRUE : Ready.READY_FALSE,
+              },
+            },
+            requirements: {
+              resources: {
+                cache: {
+                  apiVersion: 'modelplane.ai/v1alpha1',
+                  kind: 'ModelCache',
+                  matchName: 'p',
+                  namespace: 'ns',
+                },
+              },
+            },
+            meta: { ttl: { seconds: 60, nanos: 0 } },
+          }),
+        );
+      },
+    };
+    const opts = { realtime: true, pollIntervalMs: 60_000, faults: { failFetches: new Map() } };
+    const pipeline = [{ step: 'compose', functionRef: { name: 'f' } }];
+    const events = new EventLog(clock);
+    for (const kind of ['ModelCache', 'ModelCacheReplica']) {
+      new CompositeController(
+        clock,
+        store,
+        runner,
+        { name: kind.toLowerCase(), apiVersion: 'modelplane.ai/v1alpha1', kind, pipeline },
+        events,
+        opts,
+      );
+    }
+    const parent = store.create({
+      apiVersion: 'modelplane.ai/v1alpha1',
+      kind: 'ModelCache',
+      metadata: { name: 'p', namespace: 'ns' },
+      spec: {},
+    });
+    const get = (kind: string, name: string) =>
+      store.get({ apiVersion: 'modelplane.ai/v1alpha1', kind, name, namespace: 'ns' });
+    const ready = (o: ReturnType<typeof get>) =>
+      (
+        (o?.['status'] as { conditions?: { type: string; status: string }[] } | undefined)
+          ?.conditions ?? []
+      ).find((c) => c.type === 'Ready')?.status;
+    expect(
+      await clock.run(() => ready(get('ModelCache', 'p')) === 'True', { virtualMs: 5 * MINUTE }),
+    ).toBe('done');
+    const child = get('ModelCacheReplica', 'p-c1');
+    expect({
+      labels: child?.metadata.labels,
+      owner: child?.metadata.ownerReferences?.map((r) => [r.kind, r.uid, r.controller]),
+      finalizers: child?.metadata.finalizers,
+      compositionRef: (child?.['spec'] as { crossplane?: { compositionRef?: unknown } }).crossplane
+        ?.compositionRef,
+      status: (child?.['status'] as { phase?: string }).phase,
+      parentStatus: (get('ModelCache', 'p')?.['status'] as { child?: string }).child,
+    }).toEqual({
+      labels: { 'crossplane.io/composite': 'p' },
+      owner: [['ModelCache', parent.metadata.uid, true]],
+      finalizers: ['composite.apiextensions.crossplane.io'],
+      compositionRef: { name: 'modelcachereplica' },
+      status: 'Ready',
+      parentStatus: 'Ready',
+    });
+    // The replica's own loop: a first call without its required parent, then one with it.
+    const childCalls = requests.filter((r) => r.kind === 'ModelCacheReplica').slice(0, 2);
+    expect(childCalls.map((r) => Object.keys(r.req.requiredResources))).toEqual([[], ['cache']]);
+    // Deleting the parent: its replica goes by garbage collection, its finalizer removed by
+    // its own controller; no Function runs for either.
+    await clock.advance(1_000); // what was already queued at that instant
+    const before = requests.length;
+    store.delete({
+      apiVersion: 'modelplane.ai/v1alpha1',
+      kind: 'ModelCache',
+      name: 'p',
+      namespace: 'ns',
+    });
+    expect(
+      await clock.run(() => get('ModelCacheReplica', 'p-c1') === undefined, { virtualMs: MINUTE }),
+    ).toBe('done');
+    expect([get('ModelCache', 'p'), requests.length - before]).toEqual([undefined, 0]);
   });
 });
 
