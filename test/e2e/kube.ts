@@ -1,0 +1,177 @@
+// A small Kubernetes REST client (client-certificate auth over loopback HTTPS) for the harness
+// and the stand-in kubelet, plus kubectl for what only kubectl does well (apply of manifests,
+// with discovery of plural names).
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export type Json = Record<string, unknown>;
+
+export interface ClusterAccess {
+  /** Short name used in logs: "cp", "wl-1", ... */
+  name: string;
+  server: string;
+  kubeconfig: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export class KubeError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    what: string,
+  ) {
+    super(`${what}: HTTP ${status}: ${body.slice(0, 400)}`);
+  }
+}
+
+export class Kube {
+  private readonly agent: Agent;
+
+  constructor(
+    readonly access: ClusterAccess,
+    private readonly kubectlBin: string,
+  ) {
+    this.agent = new Agent({
+      ca: readFileSync(access.caFile),
+      cert: readFileSync(access.certFile),
+      key: readFileSync(access.keyFile),
+      keepAlive: true,
+      maxSockets: 8,
+    });
+  }
+
+  async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<Json> {
+    const url = new URL(path, this.access.server);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise<Json>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method,
+          agent: this.agent,
+          headers: {
+            accept: 'application/json',
+            ...(payload !== undefined
+              ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) }
+              : {}),
+          },
+          timeout: 30_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status < 200 || status >= 300) {
+              reject(new KubeError(status, text, `${this.access.name} ${method} ${path}`));
+              return;
+            }
+            // Health endpoints (/readyz) answer plain text.
+            const json = (res.headers['content-type'] ?? '').includes('json');
+            resolve(text === '' ? {} : json ? (JSON.parse(text) as Json) : { text });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
+      req.on('error', reject);
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  get(path: string): Promise<Json> {
+    return this.request('GET', path);
+  }
+
+  /** The object, or undefined when the API answers 404. */
+  async getOrUndefined(path: string): Promise<Json | undefined> {
+    try {
+      return await this.get(path);
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list(path: string): Promise<Json[]> {
+    const res = await this.get(path);
+    return (res['items'] as Json[] | undefined) ?? [];
+  }
+
+  post(path: string, body: unknown): Promise<Json> {
+    return this.request('POST', path, body);
+  }
+
+  mergePatch(path: string, body: unknown): Promise<Json> {
+    return this.request('PATCH', path, body, 'application/merge-patch+json');
+  }
+
+  async delete(path: string, body?: unknown): Promise<void> {
+    try {
+      await this.request('DELETE', path, body);
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 404) return;
+      throw err;
+    }
+  }
+
+  /** kubectl against this cluster; stdout, or a thrown error carrying stderr. */
+  async kubectl(args: string[], input?: string): Promise<string> {
+    const full = ['--kubeconfig', this.access.kubeconfig, ...args];
+    if (input === undefined) {
+      const { stdout } = await run(this.kubectlBin, full, { maxBuffer: 64 << 20 });
+      return stdout;
+    }
+    return new Promise<string>((resolve, reject) => {
+      const child = execFile(
+        this.kubectlBin,
+        full,
+        { maxBuffer: 64 << 20 },
+        (err, stdout, stderr) => {
+          if (err) reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`));
+          else resolve(stdout);
+        },
+      );
+      child.stdin?.end(input);
+    });
+  }
+
+  /** Server-side apply of a YAML/JSON stream (force: the harness owns what it applies). */
+  apply(yaml: string): Promise<string> {
+    return this.kubectl(
+      ['apply', '--server-side', '--force-conflicts', '--field-manager=e2e', '-f', '-'],
+      yaml,
+    );
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** A kubeconfig for the admin client certificate (system:masters) against `server`. */
+export function kubeconfigYaml(server: string, ca: string, cert: string, key: string): string {
+  const b64 = (f: string): string => readFileSync(f).toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    `clusters: [{name: c, cluster: {server: "${server}", certificate-authority-data: ${b64(ca)}}}]`,
+    `users: [{name: admin, user: {client-certificate-data: ${b64(cert)}, client-key-data: ${b64(key)}}}]`,
+    'contexts: [{name: c, context: {cluster: c, user: admin}}]',
+    'current-context: c',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,724 @@
+// The scenarios, in the order they run. Each applies an example (or a variant named in its
+// title) to the real stack, waits for the cache to settle, asserts its status and its
+// replicas' statuses whole (test/e2e/expected/<name>.yaml) and, on every Ready cluster, that
+// the volume's files are sha256-identical to the source.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import { parse } from 'yaml';
+
+import { bytes } from '../support/fetch-harness.js';
+import type { TestHub } from '../support/fetch-hub.js';
+import { clustersOf, expectCache, expectVolumes, settled } from './cache.js';
+import { condition, expectEqual, OBJECTS, pause, type Ctx } from './harness.js';
+import type { Json } from './kube.js';
+import { waitFor } from './procs.js';
+import { matching, modelRepo, type Sources } from './sources.js';
+import { sha256Map } from './harness.js';
+
+export interface Scenario {
+  name: string;
+  title: string;
+  run(ctx: Ctx, sources: Sources): Promise<void>;
+}
+
+/** Workload apiservers the stack boots; scenarios map the examples' cluster names onto them. */
+export const WORKLOAD_CLUSTERS = 3;
+const NS = 'team-a';
+
+const obj = (v: unknown): Json => (v !== null && typeof v === 'object' ? (v as Json) : {});
+
+interface ClusterSetup {
+  /** Workload apiserver index the example's cluster name maps to. */
+  wl: number;
+  /** The RWX StorageClass to create there (absent: the cluster has none). */
+  storageClass?: [name: string, provisioner: string];
+}
+
+/**
+ * The platform team's part of an example: kubeconfig Secrets, StorageClasses, the provider
+ * configs and InferenceClusters from prerequisites/, each InferenceCluster's storage observed.
+ */
+async function platform(
+  ctx: Ctx,
+  example: string,
+  clusters: Record<string, ClusterSetup>,
+  files: string[],
+): Promise<void> {
+  await ctx.registerClusters(
+    Object.fromEntries(Object.entries(clusters).map(([n, c]) => [n, c.wl])),
+  );
+  for (const c of Object.values(clusters)) {
+    if (c.storageClass) await ctx.storageClass(c.wl, c.storageClass[0], c.storageClass[1]);
+  }
+  await ctx.namespace(NS);
+  for (const f of files) await ctx.apply(ctx.example(`${example}/prerequisites/${f}`));
+  for (const name of Object.keys(clusters)) {
+    await ctx.waitXr(
+      'InferenceCluster',
+      undefined,
+      name,
+      'storage observed',
+      (ic) => {
+        const c = condition(ic, 'StorageClassFound');
+        return c !== undefined && c['status'] !== 'Unknown';
+      },
+      180_000,
+    );
+  }
+}
+
+/** Applies the cache and waits until every matched cluster is Ready or Failed. */
+async function stage(ctx: Ctx, docs: Json[], clusters: number, timeoutMs = 360_000): Promise<Json> {
+  const meta = obj(docs[0]?.['metadata']);
+  const name = String(meta['name']);
+  const t0 = Date.now();
+  await ctx.apply(docs);
+  const xr = await ctx.waitXr(
+    'ModelCache',
+    NS,
+    name,
+    `settled on ${clusters} clusters`,
+    (x) => settled(x, clusters),
+    timeoutMs,
+  );
+  if (clustersOf(xr).some((c) => c.phase === 'Ready'))
+    ctx.report.readySeconds = (Date.now() - t0) / 1000;
+  return xr;
+}
+
+function hfEdit(endpoint: string): (d: Json) => void {
+  return (d) => {
+    const hf = obj(obj(obj(obj(d['spec'])['artifact'])['source'])['huggingFace']);
+    if (d['kind'] === 'ModelCache' && Object.keys(hf).length > 0) hf['endpoint'] = endpoint;
+  };
+}
+
+function includeOf(docs: Json[]): string[] {
+  const hf = obj(obj(obj(obj(docs[0]?.['spec'])['artifact'])['source'])['huggingFace']);
+  return (hf['include'] as string[] | undefined) ?? [];
+}
+
+function revisionOf(docs: Json[]): string {
+  const hf = obj(obj(obj(obj(docs[0]?.['spec'])['artifact'])['source'])['huggingFace']);
+  return typeof hf['revision'] === 'string' ? hf['revision'] : 'main';
+}
+
+/** A 40-hex commit for a repo whose example names a branch. */
+const COMMIT = 'c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00';
+
+const US_EAST: Record<string, ClusterSetup> = {
+  'us-east': { wl: 0, storageClass: ['nfs-rwx', 'nfs.csi.k8s.io'] },
+};
+const SINGLE = ['providerconfig.yaml', 'inferencecluster.yaml'];
+
+/** Example 1's platform part and its repo on the test hub (slow: weights served at ~640 KiB/s). */
+async function hfSingle(
+  ctx: Ctx,
+  sources: Sources,
+  opts: { slow?: boolean } = {},
+): Promise<{ docs: Json[]; want: Record<string, string>; hub: TestHub }> {
+  const example = '1-single-cluster-basic';
+  await platform(ctx, example, US_EAST, [...SINGLE, 'secret.yaml']);
+  const files = modelRepo(1, opts.slow ? [3_000_000, 2_000_000] : undefined);
+  const hub = await sources.hub({
+    repo: 'meta-llama/Llama-3.1-8B-Instruct',
+    files,
+    commit: COMMIT,
+    refs: ['main'],
+    token: 'hf_replace_me',
+  });
+  if (opts.slow) {
+    for (const f of files.filter((x) => x.lfs && x.path.endsWith('.safetensors'))) {
+      hub.faults.add(f.path, { kind: 'slow', chunk: 64 * 1024, everyMs: 100 }, { sticky: true });
+    }
+  }
+  const docs = ctx.example(`${example}/xr.yaml`, hfEdit(hub.endpoint));
+  const want = sha256Map(matching(files, includeOf(docs)));
+  return { docs, want, hub };
+}
+
+async function expectSingle(
+  ctx: Ctx,
+  file: string,
+  name: string,
+  want: Record<string, string>,
+): Promise<void> {
+  const mc = await expectCache(ctx, file, NS, name);
+  const n = await expectVolumes(ctx, mc, want, { 'us-east': 0 });
+  ctx.note(`${n} Ready cluster(s): files sha256-identical to the source`);
+}
+
+/** Waits until a fetch pod runs on workload cluster `i` and its Job reports bytes moving. */
+async function waitDownloading(ctx: Ctx, i: number): Promise<string> {
+  return waitFor(
+    'a fetch pod moving bytes',
+    180_000,
+    async () => {
+      const jobs = await ctx.wl(i).kube.list(`/apis/batch/v1/namespaces/${NS}/jobs`);
+      const moving = jobs.some(
+        (j) => Number(obj(obj(j['metadata'])['annotations'])['modelplane.ai/bytes-done'] ?? 0) > 0,
+      );
+      const pods = ctx.wl(i).kubelet.runningPods();
+      return moving && pods[0] !== undefined ? pods[0] : undefined;
+    },
+    500,
+  );
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'inline',
+    title: 'example 6: inline bytes staged on one cluster',
+    async run(ctx) {
+      const example = '6-opaque-bytes';
+      await platform(ctx, example, US_EAST, SINGLE);
+      const docs = ctx.example(`${example}/xr-inline.yaml`);
+      const files = obj(
+        obj(obj(obj(obj(docs[0]?.['spec'])['artifact'])['source'])['inline'])['files'],
+      ) as Record<string, string>;
+      await stage(ctx, docs, 1);
+      await expectSingle(ctx, 'inline', 'chat-templates', sha256Map(files));
+    },
+  },
+  {
+    name: 'hf',
+    title: 'example 1: a Hugging Face repo (gated: token from the Secret) through the test hub',
+    async run(ctx, sources) {
+      const { docs, want, hub } = await hfSingle(ctx, sources);
+      await stage(ctx, docs, 1);
+      await expectSingle(ctx, 'hf', 'llama-3-8b', want);
+      const unauth = hub.requests.filter((r) => r.status === 401).length;
+      expectEqual('hub requests refused for a missing token', unauth, 0);
+    },
+  },
+  {
+    name: 'multi',
+    title:
+      'example 3: three clusters; eu-west has no RWX class and fails fast, the others go Ready',
+    async run(ctx, sources) {
+      const example = '3-multi-cluster-replication';
+      const clusters: Record<string, ClusterSetup> = {
+        'us-east': { wl: 0, storageClass: ['efs-rwx', 'efs.csi.aws.com'] },
+        'us-west': { wl: 1, storageClass: ['efs-rwx', 'efs.csi.aws.com'] },
+        'eu-west': { wl: 2 },
+      };
+      // cpu-pool is registered but not selected (no gpu label): its provider config names a
+      // kubeconfig Secret that does not exist, and nothing may be composed for it.
+      await platform(ctx, example, clusters, ['providerconfigs.yaml', 'inferenceclusters.yaml']);
+      const docs = ctx.example(`${example}/xr.yaml`);
+      const files = modelRepo(3);
+      files.push({ path: 'tokenizer.model.v3', bytes: bytes(40_000, 377), lfs: true });
+      const hub = await sources.hub({
+        repo: 'mistralai/Mistral-7B-Instruct-v0.3',
+        files,
+        commit: revisionOf(docs),
+      });
+      for (const d of docs) hfEdit(hub.endpoint)(d);
+      await stage(ctx, docs, 3);
+      const mc = await expectCache(ctx, 'multi', NS, 'mistral-7b');
+      const n = await expectVolumes(ctx, mc, sha256Map(matching(files, includeOf(docs))), {
+        'us-east': 0,
+        'us-west': 1,
+        'eu-west': 2,
+      });
+      expectEqual('clusters verified', n, 2);
+      const euObjects = (await ctx.cp.list(OBJECTS)).filter(
+        (o) =>
+          JSON.stringify(o).includes('"eu-west"') &&
+          obj(obj(o['spec'])['forProvider'])['manifest'] !== undefined &&
+          String(obj(obj(obj(o['spec'])['forProvider'])['manifest'])['kind']) === 'Job',
+      );
+      expectEqual('prefetch Jobs composed for eu-west', euObjects.length, 0);
+      ctx.note(`${n} Ready clusters: files sha256-identical to the source; eu-west failed fast`);
+    },
+  },
+  {
+    name: 's3-private',
+    title:
+      'example 5: private S3 (moto); the secret key is a sentinel that must appear nowhere it should not',
+    async run(ctx, sources) {
+      const example = '5-private-s3';
+      const sentinel = `e2e-sentinel-${randomBytes(12).toString('hex')}`;
+      await platform(
+        ctx,
+        example,
+        { 'onprem-a': { wl: 0, storageClass: ['cephfs', 'cephfs.csi.ceph.com'] } },
+        SINGLE,
+      );
+      const objects: Record<string, Buffer> = {
+        'llama-3.1-8b-support-bot/v7/config.json': Buffer.from('{"model_type":"llama"}\n'),
+        'llama-3.1-8b-support-bot/v7/model.safetensors': bytes(700_000, 501),
+        'llama-3.1-8b-support-bot/v7/tokenizer/tokenizer.json': Buffer.from('{"v":1}\n'),
+        'llama-3.1-8b-support-bot/v6/old.bin': bytes(10_000, 502),
+      };
+      const endpoint = await sources.s3('ml-models', objects, { id: 'AKIAE2E', secret: sentinel });
+      const secret = ctx.example(`${example}/prerequisites/secret.yaml`);
+      obj(secret[0]?.['stringData'])['AWS_ACCESS_KEY_ID'] = 'AKIAE2E';
+      obj(secret[0]?.['stringData'])['AWS_SECRET_ACCESS_KEY'] = sentinel;
+      await ctx.apply(secret);
+      const docs = ctx.example(`${example}/xr.yaml`, (d) => {
+        obj(obj(obj(obj(d['spec'])['artifact'])['source'])['s3'])['endpoint'] = endpoint;
+      });
+      await stage(ctx, docs, 1);
+      const mc = await expectCache(ctx, 's3-private', NS, 'llama-3-8b-finetune');
+      const want: Record<string, Buffer> = {};
+      for (const [k, v] of Object.entries(objects)) {
+        if (k.startsWith('llama-3.1-8b-support-bot/v7/'))
+          want[k.slice('llama-3.1-8b-support-bot/v7/'.length)] = v;
+      }
+      await expectVolumes(ctx, mc, sha256Map(want), { 'onprem-a': 0 });
+      const leaks = await sentinelLeaks(ctx, sentinel);
+      expectEqual('places the sentinel secret appears', leaks, []);
+      ctx.note('sentinel secret absent from every XR, event, Object status and component log');
+    },
+  },
+  {
+    name: 'tokenizer',
+    title: 'example 4: weights and a separate tokenizer cache, and a deployment mounting both',
+    async run(ctx, sources) {
+      const example = '4-separate-tokenizer';
+      await platform(ctx, example, US_EAST, [...SINGLE, 'secret.yaml']);
+      const files = modelRepo(4);
+      const weights = ctx.example(`${example}/xr-weights.yaml`);
+      const hub = await sources.hub({
+        repo: 'mistralai/Mistral-7B-Instruct-v0.3',
+        files,
+        commit: revisionOf(weights),
+        token: 'hf_replace_me',
+      });
+      for (const d of weights) hfEdit(hub.endpoint)(d);
+      const tokenizer = ctx.example(`${example}/xr-tokenizer.yaml`, hfEdit(hub.endpoint));
+      const t0 = Date.now();
+      await ctx.apply(tokenizer);
+      await stage(ctx, weights, 1);
+      await ctx.waitXr('ModelCache', NS, 'mistral-7b-tokenizer', 'settled', (x) => settled(x, 1));
+      ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      for (const [docs, file] of [
+        [weights, 'tokenizer-weights'],
+        [tokenizer, 'tokenizer-tokenizer'],
+      ] as const) {
+        const name = String(obj(docs[0]?.['metadata'])['name']);
+        const mc = await expectCache(ctx, file, NS, name);
+        await expectVolumes(ctx, mc, sha256Map(matching(files, includeOf(docs))), { 'us-east': 0 });
+      }
+      await ctx.apply(ctx.example(`${example}/xr-deployment.yaml`));
+      await ctx.waitXr(
+        'ModelDeployment',
+        NS,
+        'mistral-7b-chat',
+        'placed',
+        (x) =>
+          condition(x, 'Synced')?.['status'] === 'True' &&
+          JSON.stringify(x['status'] ?? {}).includes('us-east'),
+        180_000,
+      );
+      const dep = await waitFor('the Deployment on us-east', 120_000, () =>
+        ctx.wl(0).kube.getOrUndefined(`/apis/apps/v1/namespaces/${NS}/deployments/mistral-7b-chat`),
+      );
+      const claims = JSON.stringify(obj(obj(obj(dep['spec'])['template'])['spec'])['volumes']);
+      for (const c of ['modelcache-mistral-7b-weights', 'modelcache-mistral-7b-tokenizer']) {
+        if (!claims.includes(c))
+          throw new Error(`the Deployment on us-east does not mount claim ${c}: ${claims}`);
+      }
+      ctx.note(
+        'both caches Ready with identical files; the Deployment on us-east mounts both claims',
+      );
+    },
+  },
+  {
+    name: 'existing-pvc',
+    title:
+      'ExistingPVC: Pending (ClaimNotBound) until the claim exists and binds, then Ready as is',
+    async run(ctx) {
+      await platform(ctx, '1-single-cluster-basic', US_EAST, SINGLE);
+      const cache: Json = {
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'ModelCache',
+        metadata: { name: 'prestaged', namespace: NS },
+        spec: {
+          artifact: {
+            kind: 'Weights',
+            source: { huggingFace: { repo: 'acme/prestaged-model', revision: COMMIT } },
+          },
+          mount: { path: '/mnt/models/prestaged' },
+          storage: { backend: 'ExistingPVC', existingPVC: { claimName: 'shared-models' } },
+        },
+      };
+      const t0 = Date.now();
+      await ctx.apply([cache]);
+      await ctx.waitXr(
+        'ModelCache',
+        NS,
+        'prestaged',
+        'Pending (ClaimNotBound)',
+        (x) => clustersOf(x).some((c) => c.reason === 'ClaimNotBound'),
+        180_000,
+      );
+      await ctx.namespace(NS, ctx.wl(0).kube);
+      await ctx.apply(
+        [
+          {
+            apiVersion: 'v1',
+            kind: 'PersistentVolumeClaim',
+            metadata: { name: 'shared-models', namespace: NS },
+            spec: {
+              accessModes: ['ReadWriteMany'],
+              storageClassName: 'nfs-rwx',
+              resources: { requests: { storage: '5Gi' } },
+            },
+          },
+        ],
+        ctx.wl(0).kube,
+      );
+      // Someone else populates the claim: here, straight onto its volume once it binds.
+      const content = {
+        'config.json': Buffer.from('{"prestaged":true}\n'),
+        'weights/model.safetensors': bytes(200_000, 901),
+      };
+      const dir = await waitFor('the claim bound', 60_000, async () => {
+        const pvc = await ctx
+          .wl(0)
+          .kube.get(`/api/v1/namespaces/${NS}/persistentvolumeclaims/shared-models`);
+        const pv =
+          typeof obj(pvc['spec'])['volumeName'] === 'string'
+            ? String(obj(pvc['spec'])['volumeName'])
+            : '';
+        if (!pv || obj(pvc['status'])['phase'] !== 'Bound') return undefined;
+        return String(
+          obj(
+            obj((await ctx.wl(0).kube.get(`/api/v1/persistentvolumes/${pv}`))['spec'])['hostPath'],
+          )['path'],
+        );
+      });
+      for (const [p, b] of Object.entries(content)) {
+        mkdirSync(dirname(join(dir, p)), { recursive: true });
+        writeFileSync(join(dir, p), b);
+      }
+      const xr = await ctx.waitXr(
+        'ModelCache',
+        NS,
+        'prestaged',
+        'settled',
+        (x) => settled(x, 1),
+        240_000,
+      );
+      if (clustersOf(xr).some((c) => c.phase === 'Ready'))
+        ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      const mc = await expectCache(ctx, 'existing-pvc', NS, 'prestaged');
+      await expectVolumes(ctx, mc, sha256Map(content), { 'us-east': 0 }, 'shared-models');
+      expectEqual(
+        'fetch pods run for an ExistingPVC cache',
+        ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length,
+        0,
+      );
+    },
+  },
+  {
+    name: 'refetch',
+    title: 'the refetch annotation re-stages the same source once, and Ready again',
+    async run(ctx) {
+      const example = '6-opaque-bytes';
+      await platform(ctx, example, US_EAST, SINGLE);
+      const docs = ctx.example(`${example}/xr-inline.yaml`);
+      const files = obj(
+        obj(obj(obj(obj(docs[0]?.['spec'])['artifact'])['source'])['inline'])['files'],
+      ) as Record<string, string>;
+      const t0 = Date.now();
+      await stage(ctx, docs, 1);
+      const before = ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length;
+      expectEqual('fetch pods before the refetch', before, 1);
+      const t1 = Date.now();
+      await ctx.cp.mergePatch(
+        `/apis/modelplane.ai/v1alpha1/namespaces/${NS}/modelcaches/chat-templates`,
+        { metadata: { annotations: { 'modelplane.ai/refetch': 'e2e-1' } } },
+      );
+      await waitFor(
+        'a second fetch pod',
+        240_000,
+        () => (ctx.wl(0).kubelet.started.filter((p) => p.at >= t1).length > 0 ? true : undefined),
+        1000,
+      );
+      await ctx.waitXr(
+        'ModelCache',
+        NS,
+        'chat-templates',
+        'Ready again',
+        (x) => settled(x, 1) && condition(x, 'Ready')?.['status'] === 'True',
+        240_000,
+      );
+      ctx.report.readySeconds = (Date.now() - t1) / 1000;
+      await pause(5000);
+      expectEqual(
+        'fetch pods after the refetch',
+        ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length,
+        2,
+      );
+      await expectSingle(ctx, 'refetch', 'chat-templates', sha256Map(files));
+    },
+  },
+  {
+    name: 'fetch-fails',
+    title: 'a fetch that fails is Failed with its reason, not retried until a new refetch token',
+    async run(ctx, sources) {
+      await platform(ctx, '1-single-cluster-basic', US_EAST, SINGLE);
+      const blob = bytes(300_000, 777);
+      const server = await sources.http({});
+      const cache: Json = {
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'ModelCache',
+        metadata: { name: 'gguf', namespace: NS },
+        spec: {
+          artifact: {
+            kind: 'Weights',
+            source: { http: { url: server.url('/models/model.gguf'), path: 'model.gguf' } },
+          },
+          mount: { path: '/mnt/models/gguf' },
+          storage: { pvc: { sizeGiB: 1 } },
+        },
+      };
+      const t0 = Date.now();
+      const xr = await stage(ctx, [cache], 1);
+      expectEqual(
+        'phase after a 404',
+        clustersOf(xr).map((c) => c.phase),
+        ['Failed'],
+      );
+      await expectCache(ctx, 'fetch-fails', NS, 'gguf');
+      const pods = ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length;
+      // Past the Function's 60 s TTL and provider-kubernetes' 30 s re-observe: nothing retries.
+      await pause(75_000);
+      expectEqual(
+        'fetch pods 75 s after Failed',
+        ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length,
+        pods,
+      );
+      ctx.note(`${pods} fetch pod(s) ran before Failed; none in the 75 s after`);
+      server.files.set('/models/model.gguf', blob);
+      const t1 = Date.now();
+      await ctx.cp.mergePatch(`/apis/modelplane.ai/v1alpha1/namespaces/${NS}/modelcaches/gguf`, {
+        metadata: { annotations: { 'modelplane.ai/refetch': 'after-fix' } },
+      });
+      const ready = await ctx.waitXr(
+        'ModelCache',
+        NS,
+        'gguf',
+        'Ready after the new token',
+        (x) => condition(x, 'Ready')?.['status'] === 'True',
+        240_000,
+      );
+      ctx.report.readySeconds = (Date.now() - t1) / 1000;
+      await expectVolumes(ctx, ready, sha256Map({ 'model.gguf': blob }), { 'us-east': 0 });
+      await expectCache(ctx, 'fetch-fails-refetched', NS, 'gguf');
+    },
+  },
+  {
+    name: 'usage-blocks-delete',
+    title: 'deleting a cache a ModelDeployment uses is refused by the real Usage webhook',
+    async run(ctx) {
+      const example = '6-opaque-bytes';
+      await platform(ctx, example, US_EAST, SINGLE);
+      await stage(ctx, ctx.example(`${example}/xr-inline.yaml`), 1);
+      await ctx.apply([
+        {
+          apiVersion: 'modelplane.ai/v1alpha1',
+          kind: 'ModelDeployment',
+          metadata: { name: 'chat', namespace: NS },
+          spec: {
+            caches: [{ name: 'chat-templates', kind: 'Bytes' }],
+            replicas: 1,
+            engine: { image: 'vllm/vllm-openai:v0.6.3' },
+          },
+        },
+      ]);
+      await waitFor(
+        'the Usage Ready',
+        180_000,
+        async () => {
+          const us = await ctx.cp.list(
+            `/apis/protection.crossplane.io/v1beta1/namespaces/${NS}/usages`,
+          );
+          return us.some((u) => condition(u, 'Ready')?.['status'] === 'True') ? us : undefined;
+        },
+        1000,
+      );
+      let refused = '';
+      try {
+        await ctx.cp.kubectl([
+          '-n',
+          NS,
+          'delete',
+          'modelcache',
+          'chat-templates',
+          '--dry-run=server',
+        ]);
+      } catch (err) {
+        refused = err instanceof Error ? err.message : String(err);
+      }
+      if (!/denied the request|in use/i.test(refused))
+        throw new Error(`deleting a cache in use was not refused: ${refused || 'it succeeded'}`);
+      ctx.note(
+        `refused: ${refused.split('\n').find((l) => l.includes('denied')) ?? refused.slice(0, 200)}`,
+      );
+      await expectCache(ctx, 'usage-blocks-delete', NS, 'chat-templates');
+    },
+  },
+  {
+    name: 'gang',
+    title:
+      'example 2: LeaderWorkerSet gangs placed only where the weights are Ready; leader and workers mount read-only',
+    async run(ctx, sources) {
+      const example = '2-gang-tensor-pipeline';
+      const clusters: Record<string, ClusterSetup> = {
+        'us-east': { wl: 0, storageClass: ['nfs-rwx', 'nfs.csi.k8s.io'] },
+        'us-west': { wl: 1, storageClass: ['efs-rwx', 'efs.csi.aws.com'] },
+        'eu-west': { wl: 2 },
+      };
+      const crd = parse(readFileSync(ctx.stack.bins.lwsCrd, 'utf8')) as Json;
+      for (const w of ctx.stack.workloads) await ctx.apply([crd], w.kube);
+      await platform(ctx, example, clusters, [
+        'providerconfigs.yaml',
+        'inferenceclusters.yaml',
+        'secret.yaml',
+      ]);
+      const cache = ctx.example(`${example}/xr-cache.yaml`);
+      const files = modelRepo(2);
+      const hub = await sources.hub({
+        repo: 'meta-llama/Llama-3.1-70B-Instruct',
+        files,
+        commit: revisionOf(cache),
+        token: 'hf_replace_me',
+      });
+      for (const d of cache) hfEdit(hub.endpoint)(d);
+      await stage(ctx, cache, 3);
+      const mc = await expectCache(ctx, 'gang-cache', NS, 'llama-3-70b');
+      await expectVolumes(ctx, mc, sha256Map(matching(files, includeOf(cache))), {
+        'us-east': 0,
+        'us-west': 1,
+        'eu-west': 2,
+      });
+      await ctx.apply(ctx.example(`${example}/xr-deployment.yaml`));
+      const lwsPath = `/apis/leaderworkerset.x-k8s.io/v1/namespaces/${NS}/leaderworkersets`;
+      const placed = await waitFor(
+        'gangs on us-east and us-west',
+        240_000,
+        async () => {
+          const east = await ctx.wl(0).kube.list(lwsPath);
+          const west = await ctx.wl(1).kube.list(lwsPath);
+          return east.length > 0 && west.length > 0 ? [...east, ...west] : undefined;
+        },
+        2000,
+      );
+      expectEqual('LeaderWorkerSets on eu-west', (await ctx.wl(2).kube.list(lwsPath)).length, 0);
+      for (const lws of placed) {
+        const tmpl = obj(obj(lws['spec'])['leaderWorkerTemplate']);
+        for (const role of ['leaderTemplate', 'workerTemplate']) {
+          const pod = obj(obj(tmpl[role])['spec']);
+          const mounts = ((pod['containers'] as Json[] | undefined) ?? []).flatMap(
+            (c) => (c['volumeMounts'] as Json[] | undefined) ?? [],
+          );
+          const m = mounts.find((x) => x['mountPath'] === '/mnt/models/llama-3-70b');
+          if (m?.['readOnly'] !== true)
+            throw new Error(
+              `${role} of a gang does not mount the weights read-only: ${JSON.stringify(mounts)}`,
+            );
+        }
+      }
+      await waitFor('the ModelDeployment reports its placement', 120_000, async () => {
+        const md = await ctx.getXr('ModelDeployment', NS, 'llama-3-70b-chat');
+        return condition(md, 'Synced')?.['status'] === 'True' ? md : undefined;
+      });
+      ctx.note(
+        `${placed.length} LeaderWorkerSets (us-east, us-west), none on eu-west; leader and workers mount read-only`,
+      );
+    },
+  },
+  {
+    name: 'kill-resume',
+    title: "the fetch pod killed mid-download: the Job's next pod resumes from the checkpoint",
+    async run(ctx, sources) {
+      const { docs, want, hub } = await hfSingle(ctx, sources, { slow: true });
+      const t0 = Date.now();
+      await ctx.apply(docs);
+      const pod = await waitDownloading(ctx, 0);
+      const [ns = '', name = ''] = pod.split('/');
+      if (!ctx.wl(0).kubelet.killContainer(ns, name))
+        throw new Error(`no container of ${pod} to kill`);
+      ctx.note(`killed ${pod} mid-download`);
+      const xr = await ctx.waitXr(
+        'ModelCache',
+        NS,
+        'llama-3-8b',
+        'settled',
+        (x) => settled(x, 1),
+        360_000,
+      );
+      if (clustersOf(xr).some((c) => c.phase === 'Ready'))
+        ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      await expectSingle(ctx, 'kill-resume', 'llama-3-8b', want);
+      const pods = ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length;
+      expectEqual('fetch pods (the killed one and the one that resumed)', pods, 2);
+      const resumed = hub.cdnRequests.filter(
+        (r) => r.range !== undefined && !/^bytes=0-/.test(r.range),
+      );
+      if (resumed.length === 0)
+        throw new Error('no download resumed with a Range request after the kill');
+      ctx.note(`${resumed.length} ranged request(s) resumed a partial file`);
+    },
+  },
+  {
+    name: 'restarts',
+    title: 'provider-kubernetes, the Function and Crossplane restarted mid-hydration: nothing lost',
+    async run(ctx, sources) {
+      const { docs, want } = await hfSingle(ctx, sources, { slow: true });
+      const t0 = Date.now();
+      await ctx.apply(docs);
+      await waitDownloading(ctx, 0);
+      for (const c of ['provider-kubernetes', 'function', 'crossplane']) {
+        await ctx.stack.restart(c);
+        ctx.note(`restarted ${c} at +${Math.round((Date.now() - t0) / 1000)} s`);
+        await pause(3000);
+      }
+      const xr = await ctx.waitXr(
+        'ModelCache',
+        NS,
+        'llama-3-8b',
+        'settled',
+        (x) => settled(x, 1),
+        360_000,
+      );
+      if (clustersOf(xr).some((c) => c.phase === 'Ready'))
+        ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      await expectSingle(ctx, 'restarts', 'llama-3-8b', want);
+      expectEqual(
+        'fetch pods (one: nothing restarted the download)',
+        ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length,
+        1,
+      );
+    },
+  },
+];
+
+/** Where a secret value shows up that it must not: XRs, events, Object status, component logs. */
+async function sentinelLeaks(ctx: Ctx, sentinel: string): Promise<string[]> {
+  const forms = [sentinel, Buffer.from(sentinel).toString('base64')];
+  const hit = (s: string): boolean => forms.some((f) => s.includes(f));
+  const out: string[] = [];
+  for (const { kind, xr } of await ctx.allXrs()) {
+    if (hit(JSON.stringify(xr))) out.push(`${kind.kind} ${String(obj(xr['metadata'])['name'])}`);
+  }
+  for (const o of await ctx.cp.list(OBJECTS)) {
+    if (hit(JSON.stringify(o['status'] ?? {})))
+      out.push(`Object ${String(obj(o['metadata'])['name'])} status`);
+  }
+  for (const k of [ctx.cp, ...ctx.stack.workloads.map((w) => w.kube)]) {
+    for (const e of await k.list('/api/v1/events')) {
+      if (hit(JSON.stringify(e)))
+        out.push(`event ${k.access.name} ${String(obj(e['metadata'])['name'])}`);
+    }
+  }
+  for (const [name, p] of ctx.stack.procs) if (hit(p.logSince(0))) out.push(`log of ${name}`);
+  await pause(0);
+  return out;
+}
