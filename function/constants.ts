@@ -64,6 +64,8 @@ export type Phase = (typeof PHASES)[number];
 
 /** Why a cluster is in its phase; CamelCase as Kubernetes reasons are. */
 export const REASON = {
+  /** The cache's namespace is being created on the cluster; nothing else is applied before it exists. */
+  NamespacePending: 'NamespacePending',
   /** The claim exists (or is being created) but is not Bound yet. */
   PVCPending: 'PVCPending',
   /** The claim is Bound; the prefetch Job has not started moving bytes yet. */
@@ -90,6 +92,11 @@ export const REASON = {
   ClaimLost: 'ClaimLost',
   /** The prefetch Job failed for good; a new refetch token retries. */
   FetchFailed: 'FetchFailed',
+  /**
+   * The workload cluster refused to create the prefetch Job (it is invalid there, or was not
+   * created after JOB_UNSYNCED_CALLS_MAX reconciles); latched like FetchFailed.
+   */
+  JobNotCreated: 'JobNotCreated',
   /** What the Function needs to decide was not observed this call; the last known state is kept. */
   Unknown: 'Unknown',
   /** The cluster's ModelCacheReplica has not reported for the cache's current identity yet. */
@@ -133,6 +140,14 @@ export const REASON_CLASS_FOUND = 'Found';
 export const REASON_CLASS_NOT_FOUND = 'NotFound';
 export const REASON_CLASS_NOT_SET = 'NotSet';
 export const REASON_CLASS_UNKNOWN = 'NotObservedYet';
+
+/**
+ * Reconciles in a row a prefetch Job's Object may fail to sync before the cluster is Failed: at
+ * the default TTL about ten minutes, long past a provider restart or a brief outage.
+ */
+export const JOB_UNSYNCED_CALLS_MAX = 10;
+/** How much of a provider's error a status message quotes. */
+export const PROVIDER_ERROR_MAX = 400;
 
 /** How often Crossplane re-runs the Function without other triggers: required resources are not watched. */
 export const DEFAULT_TTL_SECONDS = 60;

@@ -15,10 +15,14 @@ describe('composed resource readiness', () => {
       f.modelCache(f.HF_WEIGHTS),
       f.inferenceClusterXR('a', { storageClassName: 'nfs', classExists: true }),
     );
+    const created = composeModelCacheReplica(req);
+    if ('fatal' in created) throw new Error(created.fatal);
+    const ns = created.resources['namespace'] as Json;
+    // Everything but the namespace is composed once the namespace exists.
+    req.observed = { namespace: f.synced(ns) };
     const first = composeModelCacheReplica(req);
     if ('fatal' in first) throw new Error(first.fatal);
     const pvc = first.resources['pvc'] as Json;
-    const ns = first.resources['namespace'] as Json;
     req.observed = {
       pvc: f.observedObject(pvc, { status: { phase: 'Bound' } }, [
         { type: 'Ready', status: 'True', reason: 'Available' },

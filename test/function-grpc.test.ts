@@ -55,7 +55,7 @@ const cases: { name: string; reason: string; req: RunFunctionRequest }[] = [
   {
     name: 'modelcachereplica-first-call',
     reason:
-      'a replica with its parent, cluster and provider config resolved composes namespace, claim, Secret copy, reporter RBAC and Job',
+      'a replica with its parent, cluster and provider config resolved composes its namespace first',
     req: toRunFunctionRequest(
       f.replicaRequest(f.modelCache(f.HF_WEIGHTS), f.inferenceClusterXR('us-east', NFS), {
         input: INPUT,

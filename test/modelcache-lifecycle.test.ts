@@ -59,6 +59,7 @@ describe('ModelCache lifecycle on three clusters, through their replicas', () =>
     step('1 requirements pending', () => undefined);
     w.resolved = true;
     step('2 created', () => undefined);
+    step('2b namespaces exist', () => undefined);
     step('3 a bound', () => {
       w.set('a', { claim: 'Bound', job: { state: 'created' } });
       w.set('b', { claim: 'Pending' });
@@ -119,9 +120,13 @@ describe('ModelCache lifecycle on three clusters, through their replicas', () =>
       roles: string[],
     ): Row => ({ step, cluster, phase, reason, roles });
     expect(table).toEqual([
-      r('2 created', 'a', 'Pending', 'PVCPending', ALL),
-      r('2 created', 'b', 'Pending', 'PVCPending', ALL),
-      r('2 created', 'c', 'Pending', 'PVCPending', ALL),
+      // The namespace first; everything else once it exists.
+      r('2 created', 'a', 'Pending', 'NamespacePending', ['namespace']),
+      r('2 created', 'b', 'Pending', 'NamespacePending', ['namespace']),
+      r('2 created', 'c', 'Pending', 'NamespacePending', ['namespace']),
+      r('2b namespaces exist', 'a', 'Pending', 'PVCPending', ALL),
+      r('2b namespaces exist', 'b', 'Pending', 'PVCPending', ALL),
+      r('2b namespaces exist', 'c', 'Pending', 'PVCPending', ALL),
       r('3 a bound', 'a', 'Pending', 'JobPending', ALL),
       r('3 a bound', 'b', 'Pending', 'PVCPending', ALL),
       r('3 a bound', 'c', 'Pending', 'PVCPending', ALL),
@@ -156,6 +161,7 @@ describe('ModelCache lifecycle on three clusters, through their replicas', () =>
     expect(ready).toEqual({
       '1 requirements pending': false,
       '2 created': false,
+      '2b namespaces exist': false,
       '3 a bound': false,
       '4 downloading': false,
       '5 a staged, c fails': false,

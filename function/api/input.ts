@@ -25,7 +25,10 @@ export const functionInput = z.object({
       image: z.string().min(1).max(512).default(DEFAULT_FETCH_IMAGE),
       imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
       command: z.array(z.string().min(1)).min(1).default(DEFAULT_FETCH_COMMAND),
-      /** Hard stop for one staging attempt, all retries included. */
+      /**
+       * Hard stop for one fetch pod, counted from its start (after its claim is bound): the wait
+       * for storage is not counted. Each of the backoffLimit retries gets its own.
+       */
       activeDeadlineSeconds: z.number().int().min(60).default(21_600),
       /** Pod retries before the fetch is reported Failed; each retry resumes. */
       backoffLimit: z.number().int().min(0).max(20).default(3),

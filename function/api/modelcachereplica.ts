@@ -37,5 +37,6 @@ export const replicaStatus = z.object({
   resolvedRevision: z.string().optional(),
   identity: z.string(),
   claimUID: z.string().optional(),
+  jobUnsyncedCalls: count.optional(),
 });
 export type ReplicaStatus = z.infer<typeof replicaStatus>;

@@ -226,7 +226,9 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
     },
     {
       reason: "issue13 #13: a ConfigMap item key starting with '..'",
-      spec: { artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['..data'] } } } },
+      spec: {
+        artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['..data'] } } },
+      },
       fatal:
         'invalid ModelCache: spec.artifact.source.configMap.items.0: must be a ConfigMap key that is not "." and does not start with ".." (Kubernetes refuses such volume item paths)',
     },

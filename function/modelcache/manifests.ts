@@ -21,6 +21,8 @@ export const GIB = 1024 ** 3;
 export const LOCAL_SOURCE_SIZE_GIB = 1;
 
 const PVC_BOUND_CEL = 'object.status.phase == "Bound"';
+/** Kubernetes' finalizer for foreground deletion (metav1.FinalizerDeleteDependents). */
+const FOREGROUND_DELETION = 'foregroundDeletion';
 const JOB_COMPLETE_CEL =
   'has(object.status.conditions) && object.status.conditions.exists(c, c.type == "Complete" && c.status == "True")';
 
@@ -225,6 +227,11 @@ export function jobObject(
   ];
   const meta = metadata(cache, cluster, cache.names.job, 'prefetch');
   (meta['annotations'] as Record<string, string>)[ANNOTATION_IDENTITY] = cache.identity;
+  // provider-kubernetes (v1.2) deletes with no propagation policy, and a batch/v1 Job's default
+  // is to orphan its pods: a running orphan would keep its credentials. A Job carrying this
+  // finalizer is deleted in the foreground instead (the API server lets an object's own
+  // finalizer override the type's default): its pods go first.
+  meta['finalizers'] = [FOREGROUND_DELETION];
   const podLabels = { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: 'prefetch' };
   return providerObject({
     providerConfigRef: cluster.providerConfigRef,
@@ -236,11 +243,14 @@ export function jobObject(
       metadata: meta,
       spec: {
         backoffLimit: fetch.backoffLimit,
-        activeDeadlineSeconds: fetch.activeDeadlineSeconds,
+        // The deadline is the pod's, not the Job's: a Job's runs from its creation, so a claim
+        // that binds late would use it up before the first byte moved. A pod's runs once it is
+        // started, after its claim is bound; each retry gets its own.
         template: {
           metadata: { labels: podLabels },
           spec: {
             restartPolicy: 'Never',
+            activeDeadlineSeconds: fetch.activeDeadlineSeconds,
             // The token is mounted for this pod only: its Role allows nothing but its own Job.
             serviceAccountName: cache.names.reporter,
             automountServiceAccountToken: true,

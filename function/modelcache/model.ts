@@ -50,6 +50,8 @@ export interface ClusterStatus {
   identity: string;
   /** The claim the bytes were staged into: a re-created (empty) claim has another UID. */
   claimUID?: string;
+  /** Reconciles in a row the Job's Object has failed to sync (bounded by JOB_UNSYNCED_CALLS_MAX). */
+  jobUnsyncedCalls?: number;
 }
 
 /** Why a cluster cannot be worked on this call, decided before the backend runs. */

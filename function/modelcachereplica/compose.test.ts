@@ -21,17 +21,38 @@ function compose(req: CoreRequest): CoreResponse {
   return res;
 }
 
-/** Compose once with nothing observed, then observe the given resources and compose again. */
+function get(resources: Record<string, Json>, key: string): Json {
+  const r = resources[key];
+  if (r === undefined) throw new Error(`no desired resource ${key}`);
+  return r;
+}
+
+/**
+ * The request once the replica's namespace exists on the cluster (the replica applies nothing
+ * else before): what it composes from then on.
+ */
+function namespaced(req: CoreRequest): CoreRequest {
+  const first = compose({ ...req, observed: {} });
+  // ExistingPVC composes no namespace: it mounts a claim in one that exists.
+  if (first.resources['namespace'] === undefined) return req;
+  return {
+    ...req,
+    observed: { namespace: f.synced(get(first.resources, 'namespace')), ...req.observed },
+  };
+}
+
+/** Compose with the namespace observed, then observe the given resources and compose again. */
 function withObserved(
   req: CoreRequest,
   pick: (desired: Record<string, Json>) => Record<string, Json>,
   status?: (first: CoreResponse) => Json,
 ): CoreRequest {
-  const first = compose(req);
+  const ready = namespaced(req);
+  const first = compose(ready);
   return {
-    ...req,
+    ...ready,
     composite: { ...req.composite, ...(status ? { status: status(first) } : {}) },
-    observed: pick(first.resources),
+    observed: { ...ready.observed, ...pick(first.resources) },
   };
 }
 
@@ -39,12 +60,6 @@ function jobKey(resources: Record<string, Json>): string {
   const k = Object.keys(resources).find((r) => r.startsWith('fetch-'));
   if (k === undefined) throw new Error('no desired prefetch Job');
   return k;
-}
-
-function get(resources: Record<string, Json>, key: string): Json {
-  const r = resources[key];
-  if (r === undefined) throw new Error(`no desired resource ${key}`);
-  return r;
 }
 
 /** The PVC Bound and the Job in the given state, observed after a first call. */
@@ -63,91 +78,105 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
   {
     name: 'hf-weights-fresh',
     reason:
-      'a new replica composes namespace, RWX claim, credential copy, reporter RBAC and prefetch Job; Pending until the claim binds',
+      'issue13 #17: a new replica composes only the namespace first: every other Object lives in it',
     req: f.replicaRequest(HF, US_EAST),
+  },
+  {
+    name: 'hf-weights-namespace-ready',
+    reason:
+      'once the namespace exists, the replica composes the RWX claim, credential copy, reporter RBAC and prefetch Job; Pending until the claim binds',
+    req: namespaced(f.replicaRequest(HF, US_EAST)),
   },
   {
     name: 's3-private-endpoint',
     reason:
       'an S3-compatible source copies the whole credential Secret and passes region and endpoint in the plan',
-    req: f.replicaRequest(
-      f.modelCache({
-        artifact: {
-          kind: 'Weights',
-          source: {
-            s3: {
-              uri: 's3://models/qwen2/7b/',
-              region: 'eu-west-1',
-              endpoint: 'https://minio.internal:9000',
-              secretRef: { name: 's3-creds' },
+    req: namespaced(
+      f.replicaRequest(
+        f.modelCache({
+          artifact: {
+            kind: 'Weights',
+            source: {
+              s3: {
+                uri: 's3://models/qwen2/7b/',
+                region: 'eu-west-1',
+                endpoint: 'https://minio.internal:9000',
+                secretRef: { name: 's3-creds' },
+              },
             },
           },
-        },
-        storage: { pvc: { sizeGiB: 20, storageClassName: 'cephfs' } },
-      }),
-      f.inferenceClusterXR('eu-west', NFS),
+          storage: { pvc: { sizeGiB: 20, storageClassName: 'cephfs' } },
+        }),
+        f.inferenceClusterXR('eu-west', NFS),
+      ),
     ),
   },
   {
     name: 'http-bytes-bearer',
     reason: 'an HTTP source stages one file under its URL name with a checksum and a bearer token',
-    req: f.replicaRequest(
-      f.modelCache({
-        artifact: {
-          kind: 'Bytes',
-          source: {
-            http: {
-              url: 'https://example.com/data/vocab.bin?x=1',
-              sha256: 'a'.repeat(64),
-              secretRef: { name: 'http-token', key: 'token' },
+    req: namespaced(
+      f.replicaRequest(
+        f.modelCache({
+          artifact: {
+            kind: 'Bytes',
+            source: {
+              http: {
+                url: 'https://example.com/data/vocab.bin?x=1',
+                sha256: 'a'.repeat(64),
+                secretRef: { name: 'http-token', key: 'token' },
+              },
             },
           },
-        },
-        storage: { pvc: { sizeGiB: 1 } },
-      }),
-      US_EAST,
+          storage: { pvc: { sizeGiB: 1 } },
+        }),
+        US_EAST,
+      ),
     ),
   },
   {
     name: 'inline-tokenizer',
     reason:
       'inline files travel in a ConfigMap with positional keys mapped back to their paths; the claim is sized 1 GiB',
-    req: f.replicaRequest(
-      f.modelCache(
-        {
-          artifact: {
-            kind: 'Tokenizer',
-            source: {
-              inline: {
-                files: {
-                  'tokenizer_config.json': '{"a":1}',
-                  'templates/chat.jinja': '{{ messages }}',
+    req: namespaced(
+      f.replicaRequest(
+        f.modelCache(
+          {
+            artifact: {
+              kind: 'Tokenizer',
+              source: {
+                inline: {
+                  files: {
+                    'tokenizer_config.json': '{"a":1}',
+                    'templates/chat.jinja': '{{ messages }}',
+                  },
                 },
               },
             },
+            mount: { path: '/mnt/tokenizer' },
           },
-          mount: { path: '/mnt/tokenizer' },
-        },
-        { name: 'tok' },
+          { name: 'tok' },
+        ),
+        US_EAST,
       ),
-      US_EAST,
     ),
   },
   {
     name: 'configmap-bytes',
     reason:
       'a ConfigMap source is copied to the cluster by provider-kubernetes, never read by the Function',
-    req: f.replicaRequest(
-      f.modelCache(
-        {
-          artifact: {
-            kind: 'Bytes',
-            source: { configMap: { name: 'prompts', items: ['system.txt'] } },
+    req: namespaced(
+      f.replicaRequest(
+        f.modelCache(
+          {
+            artifact: {
+              kind: 'Bytes',
+              source: { configMap: { name: 'prompts', items: ['system.txt'] } },
+            },
           },
-        },
-        { name: 'prompts' },
+          { name: 'prompts' },
+        ),
+        US_EAST,
       ),
-      US_EAST,
     ),
   },
   {
@@ -319,13 +348,13 @@ describe('composeModelCacheReplica: transient inputs hold everything as observed
 
   it('holds the credential copy out: an echoed Secret copy could carry its value', () => {
     const hydrating = bound(f.replicaRequest(HF, US_EAST), { state: 'running' });
-    const first = compose(f.replicaRequest(HF, US_EAST));
+    const first = compose(namespaced(f.replicaRequest(HF, US_EAST)));
     const observed = {
       ...hydrating.observed,
       credentials: f.synced(get(first.resources, 'credentials')),
     };
     const res = compose({ ...hydrating, observed, required: {} });
-    expect(Object.keys(res.resources).sort()).toEqual(['fetch-89d2e539', 'pvc']);
+    expect(Object.keys(res.resources).sort()).toEqual(['fetch-89d2e539', 'namespace', 'pvc']);
   });
 
   it('a FetchFailed latch survives a malformed InferenceCluster and is not retried', () => {
@@ -414,3 +443,112 @@ describe('composeModelCacheReplica: bad input is fatal and names the field', () 
     });
   });
 });
+
+describe('issue 13: the prefetch Job on the cluster', () => {
+  const job = (res: CoreResponse): Json => {
+    const spec = get(res.resources, jobKey(res.resources))['spec'] as Json;
+    return (spec['forProvider'] as Json)['manifest'] as Json;
+  };
+
+  it('issue13 #14: the Job is deleted in the foreground (its pods go first) and each pod has its own deadline', () => {
+    const manifest = job(compose(namespaced(f.replicaRequest(HF, US_EAST))));
+    expect((manifest['metadata'] as Json)['finalizers']).toEqual(['foregroundDeletion']);
+    const spec = manifest['spec'] as { template: { spec: Json } } & Json;
+    expect(spec.template.spec['activeDeadlineSeconds']).toBe(21_600);
+  });
+
+  it('issue13 #15: no Job-level deadline, so the wait for a late claim is not counted against the fetch', () => {
+    const manifest = job(compose(namespaced(f.replicaRequest(HF, US_EAST))));
+    expect(Object.keys(manifest['spec'] as Json).sort()).toEqual(['backoffLimit', 'template']);
+  });
+
+  it('issue13 #17: the namespace first, then everything else once it is observed', () => {
+    const first = compose(f.replicaRequest(HF, US_EAST));
+    expect(Object.keys(first.resources)).toEqual(['namespace']);
+    const pending = compose({
+      ...f.replicaRequest(HF, US_EAST),
+      observed: { namespace: f.observedObject(get(first.resources, 'namespace'), undefined) },
+    });
+    expect(Object.keys(pending.resources)).toEqual(['namespace']);
+    const second = compose(namespaced(f.replicaRequest(HF, US_EAST)));
+    expect(rolesOf(second)).toEqual([
+      'credentials',
+      'fetch',
+      'namespace',
+      'pvc',
+      'reporter-role',
+      'reporter-rolebinding',
+      'reporter-serviceaccount',
+    ]);
+  });
+
+  /** The Job's Object as provider-kubernetes reports it when it cannot apply it. */
+  function unsynced(message: string, calls: number): CoreRequest {
+    const req = namespaced(f.replicaRequest(HF, US_EAST));
+    const first = compose(req);
+    const observed = {
+      ...req.observed,
+      pvc: f.pvcObserved(get(first.resources, 'pvc'), 'Bound'),
+      [jobKey(first.resources)]: f.syncFailed(
+        get(first.resources, jobKey(first.resources)),
+        message,
+      ),
+    };
+    const status = { ...(first.status as Json), ...(calls > 0 ? { jobUnsyncedCalls: calls } : {}) };
+    return { ...req, observed, composite: { ...req.composite, status } };
+  }
+  const INVALID =
+    'cannot create object: Job.batch "modelcache-llama-fetch-89d2e539" is invalid: spec.template.spec.volumes[2].configMap.items[0].path: Invalid value: "..data": must not start with \'..\'';
+
+  it('issue13 #13: a Job the cluster refuses as invalid is Failed at once, quoting the provider, and latched', () => {
+    const res = compose(unsynced(INVALID, 0));
+    expect(wire(res.status)).toEqual({
+      phase: 'Failed',
+      reason: 'JobNotCreated',
+      message: `prefetch Job team-a/modelcache-llama-fetch-89d2e539 could not be created on cluster us-east: ${INVALID}; set annotation modelplane.ai/refetch to a new value to retry`,
+      namespace: 'team-a',
+      claimName: 'modelcache-llama',
+      identity: (f.replicaRequest(HF, US_EAST).composite['spec'] as Json)['identity'],
+    });
+    expect(rolesOf(res)).toEqual(['namespace', 'pvc']);
+    const next = compose({
+      ...unsynced(INVALID, 0),
+      composite: { ...unsynced(INVALID, 0).composite, status: res.status },
+    });
+    expect(next.status).toEqual(res.status);
+    expect(rolesOf(next)).toEqual(['namespace', 'pvc']);
+  });
+
+  it('issue13 #13: any other sync error waits a bounded number of reconciles, counting them', () => {
+    const error =
+      'cannot create object: Post "https://10.0.0.1:6443": dial tcp: connection refused';
+    const waiting = compose(unsynced(error, 3));
+    expect([
+      waiting.status['phase'],
+      waiting.status['reason'],
+      waiting.status['jobUnsyncedCalls'],
+    ]).toEqual(['Pending', 'JobPending', 4]);
+    expect(waiting.status['message']).toEqual(
+      `prefetch Job team-a/modelcache-llama-fetch-89d2e539 is not created on cluster us-east yet (4/10): ${error}`,
+    );
+    const givenUp = compose(unsynced(error, 9));
+    expect([givenUp.status['phase'], givenUp.status['reason']]).toEqual([
+      'Failed',
+      'JobNotCreated',
+    ]);
+    // A Job that syncs again resets the count.
+    const req = unsynced(error, 5);
+    const k = jobKey(req.observed);
+    const synced = compose({
+      ...req,
+      observed: { ...req.observed, [k]: f.observedObject(get(req.observed, k), undefined) },
+    });
+    expect(synced.status['jobUnsyncedCalls']).toBeUndefined();
+  });
+});
+
+function rolesOf(res: CoreResponse): string[] {
+  return Object.keys(res.resources)
+    .map((k) => k.replace(/^fetch-[0-9a-f]{8}$/, 'fetch'))
+    .sort();
+}

@@ -100,6 +100,7 @@ function toReplicaStatus(c: ClusterStatus): ReplicaStatus {
     ...(c.resolvedRevision !== undefined ? { resolvedRevision: c.resolvedRevision } : {}),
     identity: c.identity,
     ...(c.claimUID !== undefined ? { claimUID: c.claimUID } : {}),
+    ...(c.jobUnsyncedCalls !== undefined ? { jobUnsyncedCalls: c.jobUnsyncedCalls } : {}),
   };
 }
 

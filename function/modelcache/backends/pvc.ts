@@ -1,5 +1,12 @@
-import { REASON } from '../../constants.js';
-import { objectSyncFailed, remoteManifest, stringAt, type Json } from '../../k8s/object.js';
+import { JOB_UNSYNCED_CALLS_MAX, PROVIDER_ERROR_MAX, REASON } from '../../constants.js';
+import {
+  conditionsAt,
+  objectReady,
+  objectSyncFailed,
+  remoteManifest,
+  stringAt,
+  type Json,
+} from '../../k8s/object.js';
 import {
   credentialsObject,
   filesObject,
@@ -21,6 +28,20 @@ import {
   jobRole,
 } from '../roles.js';
 import { claimPhase, holdRoles, observeJob } from './observe.js';
+
+/** A provider's error as a status message may quote it: one line, bounded. */
+function providerError(observedObject: Json | undefined): string | undefined {
+  const synced = conditionsAt(observedObject, 'status', 'conditions').find(
+    (c) => c.type === 'Synced' && c.status === 'False',
+  );
+  if (synced === undefined) return undefined;
+  // eslint-disable-next-line no-control-regex -- control characters are what is removed
+  const line = (synced.message ?? synced.reason ?? 'not synced').replace(
+    /[\u0000-\u001f\u007f]+/g,
+    ' ',
+  );
+  return line.length > PROVIDER_ERROR_MAX ? `${line.slice(0, PROVIDER_ERROR_MAX)}…` : line;
+}
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -48,7 +69,12 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
     phase: ClusterStatus['phase'],
     reason: string,
     message: string,
-    extra: { progress?: Progress; resolvedRevision?: string; claimUID?: string } = {},
+    extra: {
+      progress?: Progress;
+      resolvedRevision?: string;
+      claimUID?: string;
+      jobUnsyncedCalls?: number;
+    } = {},
   ): ClusterStatus => ({
     name: cluster.name,
     phase,
@@ -111,14 +137,17 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
       volume,
     };
   }
-  if (latched?.phase === 'Failed' && latched.reason === REASON.FetchFailed) {
+  if (
+    latched?.phase === 'Failed' &&
+    (latched.reason === REASON.FetchFailed || latched.reason === REASON.JobNotCreated)
+  ) {
     // The failed Job stays for its logs while it exists, observed only: if it is removed
     // it is not created again (that would rerun a failed download); a refetch deletes it.
     const resources = base();
     if (remoteManifest(observed[jobKey]) !== undefined) {
       resources[jobKey] = jobObject(cache, cluster, input, ['Observe', 'Delete']);
     }
-    return { resources, status: status('Failed', REASON.FetchFailed, latched.message), volume };
+    return { resources, status: status('Failed', latched.reason, latched.message), volume };
   }
   if (blocker) {
     return {
@@ -141,6 +170,23 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
     if (overrideClass === undefined && cluster.classExists === false) {
       return fail(`StorageClass ${storageClass} does not exist on cluster ${cluster.name}`);
     }
+  }
+
+  // The namespace first: every other Object lives in it, and one applied before it exists
+  // fails to sync and converges only by the provider's retries. Once anything else has been
+  // observed it is kept whatever the namespace's Object reports.
+  const namespaceExists =
+    remoteManifest(observed[ROLE_NAMESPACE]) !== undefined || objectReady(observed[ROLE_NAMESPACE]);
+  if (!namespaceExists && Object.keys(observed).every((role) => role === ROLE_NAMESPACE)) {
+    return {
+      resources: { [ROLE_NAMESPACE]: namespaceObject(cache, cluster) },
+      status: status(
+        'Pending',
+        REASON.NamespacePending,
+        `waiting for namespace ${ns} to exist on cluster ${cluster.name}`,
+      ),
+      volume,
+    };
   }
 
   const resources = base();
@@ -207,6 +253,26 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
       return unreachable;
     }
   }
+  // A Job the cluster will not create leaves nothing to wait for: refused as invalid, it is
+  // Failed at once; failing to sync for another reason, after a bounded number of reconciles.
+  const jobError =
+    remoteManifest(observed[jobKey]) === undefined ? providerError(observed[jobKey]) : undefined;
+  const unsyncedCalls = jobError !== undefined ? (latched?.jobUnsyncedCalls ?? 0) + 1 : 0;
+  if (
+    jobError !== undefined &&
+    (/\bis invalid\b/.test(jobError) || unsyncedCalls >= JOB_UNSYNCED_CALLS_MAX)
+  ) {
+    return {
+      resources: base(),
+      status: status(
+        'Failed',
+        REASON.JobNotCreated,
+        `prefetch Job ${job} could not be created on cluster ${cluster.name}: ${jobError}; set annotation modelplane.ai/refetch to a new value to retry`,
+      ),
+      volume,
+    };
+  }
+  const pendingExtra = unsyncedCalls > 0 ? { jobUnsyncedCalls: unsyncedCalls } : {};
   if (claimState !== 'Bound') {
     return {
       resources,
@@ -214,6 +280,7 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
         'Pending',
         REASON.PVCPending,
         `PersistentVolumeClaim ${ns}/${claim} (class ${storageClass ?? 'unknown'}) is ${claimState ?? 'not observed yet'}; waiting for it to bind`,
+        pendingExtra,
       ),
       volume,
     };
@@ -242,13 +309,21 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
         'Pending',
         blocked.reason,
         `${blocked.what} cannot be copied to cluster ${cluster.name} yet; check that it exists`,
+        pendingExtra,
       ),
       volume,
     };
   }
   return {
     resources,
-    status: status('Pending', REASON.JobPending, `prefetch Job ${job} is waiting to start`),
+    status: status(
+      'Pending',
+      REASON.JobPending,
+      jobError !== undefined
+        ? `prefetch Job ${job} is not created on cluster ${cluster.name} yet (${String(unsyncedCalls)}/${String(JOB_UNSYNCED_CALLS_MAX)}): ${jobError}`
+        : `prefetch Job ${job} is waiting to start`,
+      pendingExtra,
+    ),
     volume,
   };
 }
