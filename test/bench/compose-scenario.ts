@@ -98,19 +98,28 @@ export function replicaCall(parent: Json, cluster: Json, done: number): ReplicaC
   const owner = ownerOf(fresh);
   const asked = ok(composeModelCacheReplica({ ...first, composite: fresh }));
   const req = requiredOnly({ ...first, composite: fresh }, asked);
-  const observed: Record<string, Json> = {};
-  for (const [key, body] of Object.entries(asked.resources)) {
+  const observe = (key: string, body: Json): Json => {
     const obs = key.startsWith('fetch-')
       ? f.jobObserved(body, { state: 'running', done, total: TOTAL })
       : key === 'pvc'
         ? f.pvcObserved(body, 'Bound', uidOf(`${name}/pvc`))
         : f.synced(body);
-    observed[key] = stored(named({ ...obs, metadata: {} }, name, `${name}/${key}`), {
+    return stored(named({ ...obs, metadata: {} }, name, `${name}/${key}`), {
       namespace: f.NS,
       owner,
       resourceName: key,
       statusManager: PROVIDER,
     });
+  };
+  // Observe whatever was desired and call again, until nothing new is desired: some Objects are
+  // composed only once others exist (the namespace first), as over Crossplane's reconciles.
+  const observed: Record<string, Json> = {};
+  let desired = asked.resources;
+  for (let round = 0; round < 5; round++) {
+    const added = Object.keys(desired).filter((key) => observed[key] === undefined);
+    if (added.length === 0) break;
+    for (const key of added) observed[key] = observe(key, desired[key] ?? {});
+    desired = ok(composeModelCacheReplica({ ...req, observed })).resources;
   }
   // The replica as stored once the call before wrote its status, Crossplane's fields with it.
   const before = ok(composeModelCacheReplica({ ...req, observed }));
