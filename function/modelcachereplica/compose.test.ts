@@ -494,7 +494,7 @@ describe('issue 13: the prefetch Job on the cluster', () => {
         message,
       ),
     };
-    const status = { ...(first.status as Json), ...(calls > 0 ? { jobUnsyncedCalls: calls } : {}) };
+    const status = { ...first.status, ...(calls > 0 ? { jobUnsyncedCalls: calls } : {}) };
     return { ...req, observed, composite: { ...req.composite, status } };
   }
   const INVALID =

@@ -35,8 +35,8 @@ function providerError(observedObject: Json | undefined): string | undefined {
     (c) => c.type === 'Synced' && c.status === 'False',
   );
   if (synced === undefined) return undefined;
-  // eslint-disable-next-line no-control-regex -- control characters are what is removed
   const line = (synced.message ?? synced.reason ?? 'not synced').replace(
+    // eslint-disable-next-line no-control-regex -- control characters are what is removed
     /[\u0000-\u001f\u007f]+/g,
     ' ',
   );
