@@ -19,15 +19,13 @@
 //      BENCH_SCENARIOS=repeat,progress,cold   BENCH_CODECS=fast,ts-proto
 //      BENCH_FAMILIES=replica,cache (bench-cases.ts)   BENCH_TLS=0 plaintext instead of mTLS
 import { RunFunctionResponse, Severity } from '@crossplane-org/function-sdk-typescript';
-import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 
 import type { Codec } from '../../function/server/grpc-server.js';
 import { benchCases, FAMILY_NAMES, type BenchCase, type FamilyName } from './bench-cases.js';
 import { SCENARIO_NAMES, type ScenarioName } from './compose-scenario.js';
-import { goCall, goCerts, goFloorServer, goMarshal, type CallResult } from './go-client.js';
+import { goCall, goFloorServer, goMarshal, type CallResult } from './go-client.js';
+import { benchTransport } from './mtls.js';
 import { newRawClient } from './raw-client.js';
 import { forkServer, type ServerProcess, type ServerStats } from './server-launch.js';
 import { mib, percentile } from './stats.js';
@@ -111,26 +109,9 @@ interface Servers {
   address: string;
 }
 
-/** Certificates for mTLS, as Crossplane dials Functions (BENCH_TLS=0: plaintext). */
-async function transport(dir: string): Promise<{
-  serve: { tlsCertsDir?: string };
-  call: { tlsCertsDir?: string };
-  raw: grpc.ChannelCredentials;
-}> {
-  if (!TLS) return { serve: {}, call: {}, raw: grpc.credentials.createInsecure() };
-  const certs = await goCerts(dir);
-  const read = (name: string): Buffer => readFileSync(join(certs.client, name));
-  return {
-    serve: { tlsCertsDir: certs.server },
-    call: { tlsCertsDir: certs.client },
-    raw: grpc.credentials.createSsl(read('ca.crt'), read('tls.key'), read('tls.crt')),
-  };
-}
-
 /** Every case against one server per codec, the codecs in turn on each case (same load). */
 async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-tls-'));
-  const tls = await transport(dir);
+  const tls = await benchTransport(TLS);
   const servers: Servers[] = [];
   for (const codec of CODECS) {
     const server = await forkServer({ codec, ...tls.serve });
@@ -151,13 +132,9 @@ async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
       const marshals = await goMarshal(reqs, reqs.length === 1 ? 4 : 1);
       for (const [k, { codec, server, bench, address }] of servers.entries()) {
         // Unlimited, unlike the Go client: the response is needed even where Crossplane refuses it.
-        // The certificate names localhost too; a name keeps Node from warning of an IP as SNI.
         const raw = newRawClient(
           address,
-          {
-            'grpc-node.flow_control_window': 8 * MiB,
-            'grpc.ssl_target_name_override': 'localhost',
-          },
+          { 'grpc-node.flow_control_window': 8 * MiB, ...tls.rawOptions },
           tls.raw,
         );
         const first = await raw.call(reqs[0] ?? Buffer.alloc(0)).finally(() => {
@@ -211,7 +188,7 @@ async function measure(cases: readonly BenchCase[]): Promise<Row[]> {
       await server.stop();
       await bench.stop();
     }
-    rmSync(dir, { recursive: true, force: true });
+    tls.close();
   }
   return rows;
 }

@@ -4,7 +4,8 @@
 // The Python code is never committed here: at run time this extracts it from a local copy of the
 // modelplane repository (MODELPLANE_REPO, a git directory; default: where the workplace's fetch
 // puts it) into .cache/modelplane (git-ignored), makes a venv with its dependencies from PyPI,
-// and starts its server on loopback, insecure, as its own main.py does.
+// and starts its server on loopback as its own main.py does, with mTLS as Crossplane dials
+// Functions (both servers; BENCH_TLS=0 for plaintext).
 //
 // The same scenario in each API: one ModelCache pulling a gated Hugging Face repo (token Secret)
 // onto N matched InferenceClusters, mid-hydration: every claim Bound, every prefetch/hydration Job
@@ -24,7 +25,7 @@
 // This repeats one request (a poll where nothing changed); BENCH_COLD=1 makes every call differ
 // in every cluster's Job progress instead.
 //
-// Env: BENCH_SIZES=100,1000   BENCH_ITERATIONS=300   MODELPLANE_REPO=/path/to/modelplane/.git
+// Env: BENCH_SIZES=100,1000   BENCH_ITERATIONS=300   BENCH_TLS=0   MODELPLANE_REPO=/path/to/modelplane/.git
 import {
   RunFunctionRequest,
   RunFunctionResponse,
@@ -42,6 +43,7 @@ import { scenarioAt } from './bench-cases.js';
 import { cacheRequests, replicaRequests } from './compose-scenario.js';
 import { goCall, type CallError } from './go-client.js';
 import { newRawClient, type RawClient } from './raw-client.js';
+import { benchTransport, type Transport } from './mtls.js';
 import { forkServer } from './server-launch.js';
 import { crossplaneSpec, stored } from './stored.js';
 import { percentile } from './stats.js';
@@ -71,6 +73,8 @@ const TURNS = 5;
 const WARMUP_PER_TURN = 10;
 /** BENCH_COLD=1: every call to this Function differs from the one before in every cluster. */
 const COLD = process.env['BENCH_COLD'] === '1';
+/** mTLS for both servers, as Crossplane dials Functions; BENCH_TLS=0 for plaintext. */
+const TLS = process.env['BENCH_TLS'] !== '0';
 
 const run = promisify(execFile);
 
@@ -138,12 +142,19 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Start the Python function's server as its main.py does (insecure, on loopback). */
-async function startPython(python: string): Promise<{ port: number; child: ChildProcess }> {
+/** Start the Python function's server as its main.py does, on loopback (mTLS unless BENCH_TLS=0). */
+async function startPython(
+  python: string,
+  tls: Transport,
+): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
+  const security =
+    tls.serve.tlsCertsDir !== undefined
+      ? ['--tls-certs-dir', tls.serve.tlsCertsDir]
+      : ['--insecure'];
   const child = spawn(
     python,
-    ['-m', 'function.main', '--insecure', '--address', `127.0.0.1:${String(port)}`],
+    ['-m', 'function.main', ...security, '--address', `127.0.0.1:${String(port)}`],
     {
       cwd: join(SRC, FUNCTION_DIR),
       env: {
@@ -156,7 +167,7 @@ async function startPython(python: string): Promise<{ port: number; child: Child
   );
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  const client = newRawClient(`127.0.0.1:${String(port)}`);
+  const client = newRawClient(`127.0.0.1:${String(port)}`, tls.rawOptions, tls.raw);
   const probe = Buffer.from(RunFunctionRequest.encode(pythonRequest(0, {}, 'probe')).finish());
   for (let i = 0; ; i++) {
     try {
@@ -345,18 +356,21 @@ function checkResponse(who: string, bytes: Buffer, n: number): number {
 
 async function main(): Promise<void> {
   console.log(
-    `bench:python  sizes ${SIZES.join(',')}  ${COLD ? 'cold (every cluster changed every call)' : 'repeat (the same request every call)'}  load average at start: ${loadavg()
+    `bench:python  ${TLS ? 'mTLS' : 'plaintext'}  sizes ${SIZES.join(',')}  ${COLD ? 'cold (every cluster changed every call)' : 'repeat (the same request every call)'}  load average at start: ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
   await extract();
   const python = await venv();
-  const py = await startPython(python);
-  const ours = await forkServer({});
-  const pyClient = newRawClient(`127.0.0.1:${String(py.port)}`);
-  const ourClient = newRawClient(`127.0.0.1:${String(ours.port)}`, {
-    'grpc-node.flow_control_window': 8 * 2 ** 20,
-  });
+  const tls = await benchTransport(TLS);
+  const py = await startPython(python, tls);
+  const ours = await forkServer(tls.serve);
+  const pyClient = newRawClient(`127.0.0.1:${String(py.port)}`, tls.rawOptions, tls.raw);
+  const ourClient = newRawClient(
+    `127.0.0.1:${String(ours.port)}`,
+    { 'grpc-node.flow_control_window': 8 * 2 ** 20, ...tls.rawOptions },
+    tls.raw,
+  );
   const rows: string[] = [];
   const totals: string[] = [];
   try {
@@ -393,6 +407,7 @@ async function main(): Promise<void> {
         for (const who of WHO) {
           const { address, requests } = targets[who];
           const r = await goCall(address, requests, {
+            ...tls.call,
             warmup: WARMUP_PER_TURN,
             iterations: perTurn,
             samples: true,
@@ -443,6 +458,7 @@ async function main(): Promise<void> {
     ourClient.close();
     py.child.kill('SIGTERM');
     await ours.stop();
+    tls.close();
   }
   console.log(
     `\nclusters  request → response                              latency through the Go client (in ${String(TURNS)} alternating turns)`,
