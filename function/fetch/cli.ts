@@ -7,7 +7,8 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { AWS_SECRET_KEYS, ENV_FETCH_PLAN } from '../constants.js';
 import { FetchError, describe, redact, withoutControlCharacters } from './errors.js';
 import { fetchPlan, type FetchPlan } from './plan.js';
-import { reporterFromEnv, type Reporter } from './reporter.js';
+import { podHolderGone } from './pods.js';
+import { kubeConnectionFromEnv, reporterFromEnv, type Reporter } from './reporter.js';
 import { DEFAULT_RETRY } from './retry.js';
 import { DEFAULT_RUN_OPTIONS, runFetch, type RunOptions, type RunResult } from './run.js';
 
@@ -157,8 +158,12 @@ export async function main(deps: MainDeps): Promise<MainOutcome> {
       },
       'fetch starting',
     );
+    const conn = kubeConnectionFromEnv(env);
     const result = await runFetch(plan, {
       ...optionsFromEnv(env),
+      ...(conn !== undefined
+        ? { lockHolderGone: podHolderGone({ ...conn, namespace: target.namespace, log }) }
+        : {}),
       ...deps.options,
       env,
       log,

@@ -1,10 +1,12 @@
 // One fetch at a time per volume: a lock file created with O_EXCL (atomic on local disks
-// and NFSv3+), kept fresh by a heartbeat, taken over only when its holder stopped beating.
+// and NFSv3+), kept fresh by a heartbeat, taken over when its holder stopped beating or is
+// provably gone (pods.ts: a SIGKILLed holder never releases it).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 
 import { FetchError } from './errors.js';
+import type { HolderGone } from './pods.js';
 import { wait } from './retry.js';
 
 interface LockBody {
@@ -22,6 +24,8 @@ export interface LockOptions {
   pollMs: number;
   /** Called once while waiting, naming the holder. */
   onWait?: (holder: string) => void;
+  /** Whether the holder is provably gone (asked each poll); its lock is then taken at once. */
+  holderGone?: HolderGone;
   signal?: AbortSignal;
 }
 
@@ -67,7 +71,12 @@ export async function acquireLock(
     } catch {
       continue; // released meanwhile
     }
-    if (age > opts.staleMs && held !== undefined) {
+    const gone =
+      held !== undefined &&
+      age <= opts.staleMs &&
+      opts.holderGone !== undefined &&
+      (await opts.holderGone(held));
+    if (held !== undefined && (age > opts.staleMs || gone)) {
       // Move the stale lock aside under its own token; if what moved is not what we judged
       // stale (another waiter replaced it meanwhile), put it back.
       const aside = `${path}.stale-${held.token}`;

@@ -33,17 +33,76 @@ export const noopReporter: Reporter = {
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-export interface KubeReporterOptions {
+/** How the program reaches the API server from its pod. */
+export interface KubeConnection {
   host: string;
   port: number;
-  namespace: string;
-  jobName: string;
   /** Re-read before every request: projected tokens rotate. */
   tokenPath: string;
   caPath: string;
-  intervalMs: number;
   timeoutMs: number;
+}
+
+export interface KubeReporterOptions extends KubeConnection {
+  namespace: string;
+  jobName: string;
+  intervalMs: number;
   log: Logger;
+}
+
+/** The connection to the API server when the pod can reach it, else undefined. */
+export function kubeConnectionFromEnv(
+  env: NodeJS.ProcessEnv,
+  dir = SERVICE_ACCOUNT_DIR,
+): KubeConnection | undefined {
+  const host = env['KUBERNETES_SERVICE_HOST'];
+  const port = Number(env['KUBERNETES_SERVICE_PORT'] ?? '443');
+  if (host === undefined || host === '' || !Number.isInteger(port)) return undefined;
+  return { host, port, tokenPath: `${dir}/token`, caPath: `${dir}/ca.crt`, timeoutMs: 10_000 };
+}
+
+/** One request to the API server with the service account's token; the body as text. */
+export async function kubeRequest(
+  conn: KubeConnection,
+  method: 'GET' | 'PATCH',
+  path: string,
+  patch?: unknown,
+): Promise<{ status: number; body: string }> {
+  const [token, ca] = await Promise.all([readFile(conn.tokenPath, 'utf8'), readFile(conn.caPath)]);
+  const payload = patch === undefined ? undefined : JSON.stringify(patch);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: conn.host,
+        port: conn.port,
+        method,
+        path,
+        ca,
+        headers: {
+          authorization: `Bearer ${token.trim()}`,
+          accept: 'application/json',
+          ...(payload !== undefined
+            ? {
+                'content-type': 'application/merge-patch+json',
+                'content-length': Buffer.byteLength(payload),
+              }
+            : {}),
+        },
+        timeout: conn.timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 /** Annotations as a JSON merge patch: strings set a key, null removes it. */
@@ -119,42 +178,12 @@ export class KubeReporter implements Reporter {
   }
 
   private async patch(body: unknown): Promise<void> {
-    const [token, ca] = await Promise.all([
-      readFile(this.opts.tokenPath, 'utf8'),
-      readFile(this.opts.caPath),
-    ]);
     const { namespace, jobName } = this.opts;
-    const payload = JSON.stringify(body);
-    await new Promise<void>((resolve, reject) => {
-      const req = request(
-        {
-          host: this.opts.host,
-          port: this.opts.port,
-          method: 'PATCH',
-          path: `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs/${encodeURIComponent(jobName)}`,
-          ca,
-          headers: {
-            authorization: `Bearer ${token.trim()}`,
-            'content-type': 'application/merge-patch+json',
-            accept: 'application/json',
-            'content-length': Buffer.byteLength(payload),
-          },
-          timeout: this.opts.timeoutMs,
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve();
-            else reject(new Error(`PATCH job ${namespace}/${jobName}: HTTP ${status}`));
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('PATCH timed out')));
-      req.on('error', reject);
-      req.end(payload);
-    });
+    const path = `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs/${encodeURIComponent(jobName)}`;
+    const res = await kubeRequest(this.opts, 'PATCH', path, body);
+    if (res.status < 200 || res.status >= 300) {
+      throw new Error(`PATCH job ${namespace}/${jobName}: HTTP ${res.status}`);
+    }
   }
 }
 
@@ -165,17 +194,7 @@ export function reporterFromEnv(
   log: Logger,
   dir = SERVICE_ACCOUNT_DIR,
 ): Reporter {
-  const host = env['KUBERNETES_SERVICE_HOST'];
-  const port = Number(env['KUBERNETES_SERVICE_PORT'] ?? '443');
-  if (host === undefined || host === '' || !Number.isInteger(port)) return noopReporter;
-  return new KubeReporter({
-    host,
-    port,
-    ...target,
-    tokenPath: `${dir}/token`,
-    caPath: `${dir}/ca.crt`,
-    intervalMs: 5_000,
-    timeoutMs: 10_000,
-    log,
-  });
+  const conn = kubeConnectionFromEnv(env, dir);
+  if (conn === undefined) return noopReporter;
+  return new KubeReporter({ ...conn, ...target, intervalMs: 5_000, log });
 }

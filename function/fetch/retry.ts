@@ -36,6 +36,11 @@ export function backoffMs(
   return Math.min(retryAfterMs, opts.maxRetryAfterMs) + Math.round((random() * opts.baseMs) / 4);
 }
 
+/** Sleep `ms`; an abort rejects with the signal's own reason (what stopped the run). */
 export async function wait(ms: number, signal?: AbortSignal): Promise<void> {
-  await sleep(ms, undefined, signal ? { signal } : {});
+  try {
+    await sleep(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    throw signal?.aborted === true ? signal.reason : err;
+  }
 }

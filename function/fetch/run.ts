@@ -59,6 +59,7 @@ import {
   type Marker,
 } from './layout.js';
 import { acquireLock } from './lock.js';
+import { localHolderGone, type HolderGone } from './pods.js';
 import { unsafePathReason } from './paths.js';
 import type { FetchPlan } from './plan.js';
 import type { Reporter } from './reporter.js';
@@ -85,6 +86,8 @@ export interface RunOptions {
   progressIntervalMs: number;
   lockStaleMs: number;
   lockPollMs: number;
+  /** Whether a lock's holder is provably gone; only this host's processes when absent. */
+  lockHolderGone?: HolderGone;
   /** Free bytes of the filesystem holding `dir` (tests substitute a small disk). */
   freeBytes: (dir: string) => Promise<number>;
   signal?: AbortSignal;
@@ -181,6 +184,7 @@ export async function runFetch(plan: FetchPlan, opts: RunOptions): Promise<RunRe
   const lock = await acquireLock(layout.lock, plan.identity, {
     staleMs: opts.lockStaleMs,
     pollMs: opts.lockPollMs,
+    holderGone: opts.lockHolderGone ?? ((h) => Promise.resolve(localHolderGone(h))),
     onWait: (holder) => {
       log.info({ holder }, 'another fetch holds the volume lock; waiting');
     },

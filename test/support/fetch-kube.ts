@@ -1,5 +1,6 @@
-// A fake Kubernetes API server on loopback (TLS, bearer token) that records the PATCHes
-// the fetch program sends to its own Job, laid out like an in-cluster pod sees it.
+// A fake Kubernetes API server on loopback (TLS, bearer token) that records the requests
+// the fetch program sends (PATCHes of its own Job, GETs of the pod holding the volume
+// lock), laid out like an in-cluster pod sees it.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +26,14 @@ export interface FakeApiServer {
   patches: RecordedPatch[];
   /** Status the next requests get (200 by default), to prove failures are tolerated. */
   respondWith: number;
+  /**
+   * Pods a GET of /api/v1/namespaces/{ns}/pods/{name} finds, by "ns/name", with their
+   * phase; any other pod is 404. `forbidden` answers every pod GET 403 (no RBAC for it).
+   */
+  pods: Map<string, string>;
+  forbidden: boolean;
+  /** Answer pod GETs with a bare 404, as a server that does not serve the path at all. */
+  noSuchPath: boolean;
   close(): Promise<void>;
 }
 
@@ -42,7 +51,8 @@ export async function startFakeApiServer(): Promise<FakeApiServer> {
   writeFileSync(join(dir, 'token'), token);
   writeFileSync(join(dir, 'ca.crt'), cert.cert);
   const patches: RecordedPatch[] = [];
-  const state = { respondWith: 200 };
+  const pods = new Map<string, string>();
+  const state = { respondWith: 200, forbidden: false, noSuchPath: false };
   const server: Server = createServer({ key: cert.private, cert: cert.cert }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -55,6 +65,44 @@ export async function startFakeApiServer(): Promise<FakeApiServer> {
         authorization: req.headers.authorization,
         body: text === '' ? undefined : (JSON.parse(text) as unknown),
       });
+      const pod = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/?]+)$/.exec(req.url ?? '');
+      if (req.method === 'GET' && pod) {
+        const phase = pods.get(`${pod[1] ?? ''}/${pod[2] ?? ''}`);
+        const status = state.forbidden ? 403 : phase === undefined || state.noSuchPath ? 404 : 200;
+        const failure = {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          code: status,
+        };
+        // The API server's own bodies: NotFound names the pod; a path it does not serve does not.
+        const body =
+          status === 200
+            ? {
+                kind: 'Pod',
+                apiVersion: 'v1',
+                metadata: { name: pod[2], namespace: pod[1] },
+                status: { phase },
+              }
+            : status === 403
+              ? { ...failure, reason: 'Forbidden', message: `pods "${pod[2] ?? ''}" is forbidden` }
+              : state.noSuchPath
+                ? {
+                    ...failure,
+                    reason: 'NotFound',
+                    message: 'the server could not find the requested resource',
+                  }
+                : {
+                    ...failure,
+                    reason: 'NotFound',
+                    message: `pods "${pod[2] ?? ''}" not found`,
+                    details: { name: pod[2], kind: 'pods' },
+                  };
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+        return;
+      }
       res.writeHead(state.respondWith, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ kind: 'Job', apiVersion: 'batch/v1' }));
     });
@@ -67,6 +115,19 @@ export async function startFakeApiServer(): Promise<FakeApiServer> {
     serviceAccountDir: dir,
     token,
     patches,
+    pods,
+    get noSuchPath() {
+      return state.noSuchPath;
+    },
+    set noSuchPath(v: boolean) {
+      state.noSuchPath = v;
+    },
+    get forbidden() {
+      return state.forbidden;
+    },
+    set forbidden(v: boolean) {
+      state.forbidden = v;
+    },
     get respondWith() {
       return state.respondWith;
     },

@@ -1,0 +1,179 @@
+// Issue 13 #16: a volume lock whose holder is provably gone (its process on this host is
+// dead, or its pod is not running) is taken over at once, not after the stale timeout; a
+// holder that may still be alive keeps it.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import { podHolderGone } from '../../function/fetch/pods.js';
+import { bytes, capturedLogger, planFor, run, scratch, tree } from '../support/fetch-harness.js';
+import { startHttpServer, type HttpTestServer } from '../support/fetch-http.js';
+import { startFakeApiServer, type FakeApiServer } from '../support/fetch-kube.js';
+import { sha256 } from '../support/fetch-serve.js';
+
+const SIZE = 8 * 1024 * 1024;
+const DATA = bytes(SIZE, 51);
+const DIGEST = sha256(DATA);
+/** Long enough that waiting it out would fail every case's time bound. */
+const STALE_MS = 60_000;
+const HOLDER_POD = 'llama-fetch-x7k2p';
+
+let server: HttpTestServer;
+let api: FakeApiServer;
+const cleanups: (() => void)[] = [];
+
+beforeAll(async () => {
+  server = await startHttpServer({ '/model.bin': DATA });
+  api = await startFakeApiServer();
+});
+afterAll(async () => {
+  await server.close();
+  await api.close();
+});
+afterEach(() => {
+  server.faults.clear();
+  server.requests.length = 0;
+  api.patches.length = 0;
+  api.pods.clear();
+  api.forbidden = false;
+  api.noSuchPath = false;
+  for (const c of cleanups.splice(0)) c();
+});
+
+function volume(): string {
+  const s = scratch();
+  cleanups.push(s.cleanup);
+  return s.dir;
+}
+
+const http = (): FetchPlanSource => ({
+  type: 'http',
+  url: server.url('/model.bin'),
+  path: 'model.bin',
+  sha256: DIGEST,
+});
+
+function pods() {
+  const { log } = capturedLogger();
+  return podHolderGone({
+    host: api.host,
+    port: api.port,
+    namespace: 'team-a',
+    tokenPath: `${api.serviceAccountDir}/token`,
+    caPath: `${api.serviceAccountDir}/ca.crt`,
+    timeoutMs: 2_000,
+    log,
+  });
+}
+
+/** A fresh lock (just beaten) held by a fetch in another pod. */
+function lockHeldByPod(target: string): string {
+  mkdirSync(join(target, '.modelcache'));
+  const body = JSON.stringify({
+    token: 'holder-token',
+    identity: 'a'.repeat(64),
+    host: HOLDER_POD,
+    pid: 1,
+    startedAt: new Date().toISOString(),
+  });
+  writeFileSync(join(target, '.modelcache/lock'), body);
+  return body;
+}
+
+describe('issue13 #16: stale volume lock', () => {
+  it('issue13 #16: a lock whose holder was SIGKILLed on this host is taken over at once', async () => {
+    const target = volume();
+    server.faults.add('/model.bin', { kind: 'slow', chunk: 64 * 1024, everyMs: 8 });
+    const plan = planFor(http(), target);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'function/fetch/main.ts'], {
+      env: { PATH: process.env['PATH'] ?? '', MODELCACHE_PLAN: JSON.stringify(plan) },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const end = Date.now() + 30_000;
+    while (server.bytesServed('/model.bin') < SIZE / 4 && Date.now() < end) await sleep(5);
+    child.kill('SIGKILL');
+    await exited;
+    expect(existsSync(join(target, '.modelcache/lock'))).toBe(true);
+
+    const started = Date.now();
+    const result = await run(plan, { lockStaleMs: STALE_MS });
+    expect(result.outcome).toBe('complete');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(tree(target)).toEqual({ 'model.bin': DIGEST });
+  }, 60_000);
+
+  it.each([
+    { reason: 'its pod no longer exists', phase: undefined },
+    { reason: 'its pod failed (the container was killed)', phase: 'Failed' },
+    { reason: 'its pod succeeded', phase: 'Succeeded' },
+  ])(
+    'issue13 #16: a lock held by another pod is taken over at once when $reason',
+    async ({ phase }) => {
+      const target = volume();
+      lockHeldByPod(target);
+      if (phase !== undefined) api.pods.set(`team-a/${HOLDER_POD}`, phase);
+      const started = Date.now();
+      const result = await run(planFor(http(), target), {
+        lockStaleMs: STALE_MS,
+        lockHolderGone: pods(),
+      });
+      expect(result.outcome).toBe('complete');
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(api.patches.map((r) => [r.method, r.path, r.authorization])).toEqual([
+        ['GET', `/api/v1/namespaces/team-a/pods/${HOLDER_POD}`, `Bearer ${api.token}`],
+      ]);
+      expect(tree(target)).toEqual({ 'model.bin': DIGEST });
+    },
+    20_000,
+  );
+
+  it.each([
+    { reason: 'its pod is running', phase: 'Running', forbidden: false, noSuchPath: false },
+    { reason: 'its pod is pending', phase: 'Pending', forbidden: false, noSuchPath: false },
+    {
+      reason: 'the API refuses to say (no RBAC for pods)',
+      phase: undefined,
+      forbidden: true,
+      noSuchPath: false,
+    },
+    {
+      reason: 'the 404 is for the path, not the pod',
+      phase: undefined,
+      forbidden: false,
+      noSuchPath: true,
+    },
+  ])(
+    'issue13 #16: a lock held by another pod is kept while $reason',
+    async ({ phase, forbidden, noSuchPath }) => {
+      const target = volume();
+      const body = lockHeldByPod(target);
+      if (phase !== undefined) api.pods.set(`team-a/${HOLDER_POD}`, phase);
+      api.forbidden = forbidden;
+      api.noSuchPath = noSuchPath;
+      const stop = new AbortController();
+      const { log, lines } = capturedLogger();
+      const running = run(planFor(http(), target), {
+        lockStaleMs: STALE_MS,
+        lockHolderGone: pods(),
+        log,
+        signal: stop.signal,
+      });
+      await sleep(1_000);
+      stop.abort(new Error('stopped by the test'));
+      await expect(running).rejects.toThrow('stopped by the test');
+      expect(readFileSync(join(target, '.modelcache/lock'), 'utf8')).toBe(body);
+      expect(lines.map((l) => l['msg'])).toContain('another fetch holds the volume lock; waiting');
+      expect(server.requests).toEqual([]);
+      expect(api.patches.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(api.patches.map((r) => `${r.method} ${r.path}`))).toEqual(
+        new Set([`GET /api/v1/namespaces/team-a/pods/${HOLDER_POD}`]),
+      );
+    },
+    20_000,
+  );
+});
