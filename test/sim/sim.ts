@@ -477,7 +477,7 @@ export class Sim {
     label: string,
     pred: () => boolean,
     withinMs: number,
-    realMs = 90_000,
+    realMs = 180_000,
   ): Promise<void> {
     const out: RunOutcome = await this.clock.run(pred, { virtualMs: withinMs, realMs });
     if (out !== 'done') {
@@ -487,8 +487,15 @@ export class Sim {
     }
   }
 
-  async runFor(ms: number, realMs = 90_000): Promise<void> {
-    await this.clock.advance(ms, realMs);
+  /** Let `ms` of virtual time pass; running out of wall time first is a failure, not a pass. */
+  async runFor(ms: number, realMs = 240_000): Promise<void> {
+    const end = this.clock.now() + ms;
+    const out = await this.clock.run(() => false, { virtualMs: ms, realMs });
+    if (out === 'real-timeout' || out === 'livelock' || this.clock.now() < end) {
+      throw new Error(
+        `${Math.round(ms / 1000)} s of virtual time did not pass within ${Math.round(realMs / 1000)} s of wall time (${out}, at ${this.clock.stamp()})\n${this.diagnose()}`,
+      );
+    }
   }
 
   diagnose(): string {

@@ -54,6 +54,8 @@ export class CircuitBreaker {
   private readonly targets = new Map<string, TargetState>();
   readonly openings: Opening[] = [];
   dropped = 0;
+  /** Watch events mapped to each target (admitted or dropped, deletions excluded). */
+  readonly counted = new Map<string, number>();
 
   constructor(
     private readonly clock: VirtualClock,
@@ -77,6 +79,7 @@ export class CircuitBreaker {
   /** NewMapFunc for one mapped request: whether the event reaches the work queue. */
   admit(target: string, source: string, deleting: boolean): boolean {
     if (deleting) return true;
+    this.counted.set(target, (this.counted.get(target) ?? 0) + 1);
     const st = this.state(target);
     if (!st.isOpen) {
       this.record(target, source, false);

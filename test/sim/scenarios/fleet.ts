@@ -644,8 +644,12 @@ export const fanOut: Scenario = {
     const cache = sim.get(sim.cacheRef('llama'));
     const bytes = Buffer.byteLength(JSON.stringify(cache));
     const responsive = sim.condition(sim.cacheRef('llama'), 'Responsive');
+    const cacheKey = sim.key(sim.cacheRef('llama'));
     ctx.notes.push(
-      `every replica reported after ${reportedAfter}; unreachable clusters report ${far0 ?? '?'}`,
+      `every replica reported after ${reportedAfter}; unreachable clusters report ${far0 ?? '?'} ("${sim.replica('llama', far[0] ?? '')?.message ?? ''}")`,
+    );
+    ctx.notes.push(
+      `${sim.xr.ModelCache.breaker.counted.get(cacheKey) ?? 0} watch events mapped to the ModelCache (${((sim.xr.ModelCache.breaker.counted.get(cacheKey) ?? 0) / all.length).toFixed(1)} per replica)`,
     );
     ctx.notes.push(
       `ModelCache object ${bytes} bytes as JSON (${Math.round(bytes / all.length)} per cluster); largest RunFunctionResponse ${largest} bytes; cache Responsive=${responsive?.status ?? '?'}${responsive?.reason !== undefined ? ` (${responsive.reason})` : ''}`,
