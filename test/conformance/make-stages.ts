@@ -139,9 +139,30 @@ function observe(desired: Json, role: string, state: RoleState | undefined): Jso
   throw new Error(`role ${role}: cannot observe ${JSON.stringify(s)}`);
 }
 
-/** What one cluster reports for one role; stage.yaml names the prefetch Job `job`. */
+/** The name stage.yaml gives a role: the prefetch Job (fetch-<identity>) is `job`. */
+function stageRole(role: string): string {
+  return role.startsWith('fetch-') ? 'job' : role;
+}
+
+/** What one cluster reports for one role. */
 function stateOf(states: ClusterStates, cluster: string, role: string): RoleState | undefined {
-  return states[cluster]?.[role.startsWith('fetch-') ? 'job' : role];
+  return states[cluster]?.[stageRole(role)];
+}
+
+/**
+ * stage.yaml may only describe Objects the earlier reconcile applied: a state for anything else
+ * would be silently dropped, and the stage would not show what its name says.
+ */
+function checkStates(where: string, states: ClusterStates, composed: Set<string>): void {
+  for (const [cluster, roles] of Object.entries(states)) {
+    for (const role of Object.keys(roles ?? {})) {
+      if (!composed.has(`${cluster}/${role}`)) {
+        throw new Error(
+          `${where}: stage.yaml says what ${role} reports on ${cluster}, but the reconcile it follows composed no ${role} there (it composed: ${[...composed].sort().join(', ') || 'nothing'})`,
+        );
+      }
+    }
+  }
 }
 
 function header(lines: string[]): string {
@@ -254,6 +275,12 @@ async function stageFixtures(w: Writer, ex: Example, stage: string): Promise<voi
 
     const replicas = composed.filter(isReplica);
     const others = composed.filter((d) => !isReplica(d));
+    /** cluster/role of every Object applied at `from`, as stage.yaml names them. */
+    const applied = new Set<string>();
+    for (const d of others) {
+      const [cluster = '', role = ''] = resourceName(d).split('/');
+      applied.add(`${cluster}/${stageRole(role)}`);
+    }
     if (replicas.length > 0) replicasOf.set(xrFile, replicas);
     if (others.length > 0) {
       const observed = others.map((d) => {
@@ -277,6 +304,7 @@ async function stageFixtures(w: Writer, ex: Example, stage: string): Promise<voi
       // A replica the cache composed for the first time at `from` has not reconciled yet.
       const before = w.caseOf(replicaFile, spec.from);
       const last = before ? await w.render(before) : undefined;
+      for (const d of last?.composed ?? []) applied.add(`${cluster}/${stageRole(resourceName(d))}`);
       await w.write(
         `${dir}/${replicaFile}`,
         header([
@@ -300,6 +328,7 @@ async function stageFixtures(w: Writer, ex: Example, stage: string): Promise<voi
           ),
       );
     }
+    checkStates(`${ex.name}/${dir} (${xrFile})`, clusters, applied);
   }
 
   // The caches observe their replicas as the replicas' reconcile at this stage leaves them.

@@ -70,8 +70,8 @@ function expectAllValid(result: { code: number; lines: string[] }, what: string)
 }
 
 describe('the pinned Crossplane toolchain', () => {
-  it('is the CLI pinned in versions.env', () => {
-    const r = run(tc.cli, ['version', '--client']);
+  it('is the CLI pinned in versions.env', async () => {
+    const r = await run(tc.cli, ['version', '--client']);
     expect(r.stdout.trim()).toBe(`Client Version: ${tc.cliVersion}`);
   });
 
@@ -89,9 +89,9 @@ describe('the pinned Crossplane toolchain', () => {
 });
 
 describe('crossplane resource validate', () => {
-  it('accepts every XRD and Composition (inputs checked against the input CRD)', () => {
+  it('accepts every XRD and Composition (inputs checked against the input CRD)', async () => {
     expectAllValid(
-      validate(tc, [join(ROOT, 'apis'), join(ROOT, 'compositions')]),
+      await validate(tc, [join(ROOT, 'apis'), join(ROOT, 'compositions')]),
       'apis and compositions',
     );
   });
@@ -109,15 +109,21 @@ describe('crossplane resource validate', () => {
       ];
       return { example: ex.name, files: [...files, ...ex.extraRequired], xrds: ex.localXrds };
     });
-  it.each(inputs)('accepts the inputs of $example (XRs, prerequisites, replicas, stages)', (c) => {
-    const docs = validated(c.files.flatMap(readDocs), localGroups(c.xrds));
-    expect(docs.length).toBeGreaterThan(0);
-    expectAllValid(validate(tc, [writeDocs(`inputs/${c.example}.yaml`, docs)], c.xrds), c.example);
-  });
+  it.each(inputs)(
+    'accepts the inputs of $example (XRs, prerequisites, replicas, stages)',
+    async (c) => {
+      const docs = validated(c.files.flatMap(readDocs), localGroups(c.xrds));
+      expect(docs.length).toBeGreaterThan(0);
+      expectAllValid(
+        await validate(tc, [writeDocs(`inputs/${c.example}.yaml`, docs)], c.xrds),
+        c.example,
+      );
+    },
+  );
 
   const previews = cases.filter((c) => c.expectRejected);
-  it.each(previews)('refuses the v0.2 preview $example/$xrFile against our XRDs', (c) => {
-    const result = validate(tc, [c.xrPath]);
+  it.each(previews)('refuses the v0.2 preview $example/$xrFile against our XRDs', async (c) => {
+    const result = await validate(tc, [c.xrPath]);
     expect(result.code).not.toBe(0);
     const lines = failureLines(result.lines);
     expect(lines.length).toBeGreaterThan(0);
@@ -135,8 +141,8 @@ function listYaml(dir: string): string[] {
 }
 
 describe('crossplane composition render (Development runtime, --crossplane-binary)', () => {
-  it.each(cases)('$example/$xrFile at $stage matches its golden', (c: RenderCase) => {
-    const { raw, ...outcome } = renderUpstream(c, tc, fn.target);
+  it.each(cases)('$example/$xrFile at $stage matches its golden', async (c: RenderCase) => {
+    const { raw, ...outcome } = await renderUpstream(c, tc, fn.target);
     if (c.expectRejected) {
       expect('fatal' in outcome, `${rel(c.xrPath)} must be refused: ${raw.stdout}`).toBe(true);
     } else {
@@ -148,14 +154,14 @@ describe('crossplane composition render (Development runtime, --crossplane-binar
   const renderable = cases.filter((c) => !c.expectRejected);
   it.each(renderable)(
     '$example/$xrFile at $stage renders output that validates against the schemas',
-    (c: RenderCase) => {
-      const out = renderUpstream(c, tc, fn.target, { fullXR: true });
+    async (c: RenderCase) => {
+      const out = await renderUpstream(c, tc, fn.target, { fullXR: true });
       if (!('documents' in out)) throw new Error(`render failed: ${out.fatal}`);
       const docs = out.documents.filter((d) => d['kind'] !== 'Result');
       // The XR and at least one composed resource, or the XR alone when nothing matched.
       expect(docs.length).toBeGreaterThan(0);
       expectAllValid(
-        validate(tc, [writeDocs(`rendered/${c.golden}.yaml`, docs)]),
+        await validate(tc, [writeDocs(`rendered/${c.golden}.yaml`, docs)]),
         `${c.example}/${c.xrFile} at ${c.stage}`,
       );
     },

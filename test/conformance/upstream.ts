@@ -65,17 +65,31 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], opts: { input?: string } = {}): RunResult {
-  const r = spawnSync(cmd, args, {
-    cwd: ROOT,
-    encoding: 'utf8',
-    input: opts.input,
-    maxBuffer: 64 * 1024 * 1024,
-    // The CLI reads and may write its config file; keep it out of the user's home.
-    env: { ...process.env, CROSSPLANE_CONFIG: join(scratchDir(), 'crossplane-config.yaml') },
+/**
+ * Runs a command to completion. Asynchronous on purpose: a test worker blocked in spawnSync for
+ * the hundreds of CLI calls of the suite cannot answer vitest's RPC, which then times out.
+ */
+export function run(cmd: string, args: string[]): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // The CLI reads and may write its config file; keep it out of the user's home.
+      env: { ...process.env, CROSSPLANE_CONFIG: join(scratchDir(), 'crossplane-config.yaml') },
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      resolve({
+        code: code ?? (signal !== null ? -1 : 0),
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
+    });
   });
-  if (r.error) throw r.error;
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 let scratch: string | undefined;
@@ -182,13 +196,13 @@ export function renderArgs(
   ];
 }
 
-export function renderUpstream(
+export async function renderUpstream(
   c: RenderCase,
   tc: Toolchain,
   target: string,
   opts: { fullXR?: boolean } = {},
-): RenderOutcome & { raw: RunResult } {
-  const r = run(tc.cli, renderArgs(c, tc, target, opts));
+): Promise<RenderOutcome & { raw: RunResult }> {
+  const r = await run(tc.cli, renderArgs(c, tc, target, opts));
   if (r.code === 0) return { documents: normalizeDocuments(parseYamlDocs(r.stdout)), raw: r };
   const fatal = fatalMessage(r.stderr);
   if (fatal === undefined) {
@@ -225,13 +239,13 @@ export function extensions(): string[] {
   return [join(ROOT, 'apis'), PROVIDER_KUBERNETES_CRDS, INPUT_CRD_DIR];
 }
 
-export function validate(
+export async function validate(
   tc: Toolchain,
   resources: string[],
   moreExtensions: string[] = [],
-): { code: number; lines: string[]; raw: RunResult } {
+): Promise<{ code: number; lines: string[]; raw: RunResult }> {
   const { cacheDir, image } = validateCache(tc);
-  const r = run(tc.cli, [
+  const r = await run(tc.cli, [
     'resource',
     'validate',
     [...extensions(), ...moreExtensions].join(','),

@@ -32,6 +32,9 @@ function single(path: string): Doc {
 }
 
 export async function renderCaseInProcess(c: RenderCase): Promise<RenderOutput> {
+  // A render never waits on I/O: yield once, so a caller rendering many in a row (make-stages,
+  // a vitest worker) still lets its event loop answer what is pending.
+  await new Promise<void>((resolve) => setImmediate(resolve));
   return render({
     xr: single(c.xrPath),
     composition: single(c.compositionPath),
