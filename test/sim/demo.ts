@@ -1,7 +1,8 @@
 // `npm run demo`: the product end to end on this machine, no cluster needed. Starts the real
 // Function (gRPC on loopback), a Hugging Face–compatible test hub, and a simulated fleet
 // (the clusters examples/3-multi-cluster-replication registers), applies that example's
-// ModelCache and a ModelDeployment, shows per-cluster progress until Ready, verifies the
+// ModelCache and a ModelDeployment, shows per-cluster progress (each cluster's
+// ModelCacheReplica; the head line is the cache's own compact status) until Ready, verifies the
 // staged bytes against the source, and prints the workloads rendered on the clusters.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -238,7 +239,7 @@ async function main(): Promise<void> {
     const head = `ModelCache ${ns}/${name}: ${ready}/${selected.length} Ready`;
     const rows = selected.map((c) => {
       const e: Row | undefined = replicas.get(c) ?? cl.get(c);
-      return `  ${c.padEnd(9)} ${(e?.phase ?? '-').padEnd(9)} ${(e?.reason ?? '').padEnd(12)} ${bar(e)} ${bytesOf(e, total).padStart(21)}`;
+      return `  ${c.padEnd(9)} ${(e?.phase ?? '-').padEnd(9)} ${(e?.reason ?? '').padEnd(16)} ${bar(e)} ${bytesOf(e, total).padStart(21)}`;
     });
     return [head, ...rows];
   };
