@@ -216,6 +216,17 @@ describe('issue13 #3: URLs', () => {
       expect(got.logs + got.terminationMessage).not.toContain(piece);
     }
   });
+  it('issue13 #3: an S3 endpoint’s userinfo reaches neither the logs nor the final line', async () => {
+    const endpoint = files.base.replace('http://', 'http://alice:pw-secret@');
+    const got = await runProgram(
+      { type: 's3', bucket: 'b', prefix: 'p/', endpoint, credentialsFromEnv: true },
+      { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'not-a-real-secret' },
+    );
+    expect(got.outcome.code).toBe(1);
+    expect(got.outcome.line).toMatch(new RegExp(`^listing s3://b/p/ at ${files.base}: `));
+    expect(got.logs + got.terminationMessage).not.toContain('pw-secret');
+    expect(got.logs).toContain(`"source":"s3://b/p/ at ${files.base}"`);
+  });
 });
 
 describe('issue13 #4: reason phrases', () => {

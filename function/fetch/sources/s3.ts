@@ -18,6 +18,7 @@ import {
   watched,
   type RequestLimits,
 } from '../deadline.js';
+import { redactUrls } from '../../contract/redact.js';
 import { ChangedError, FetchError, hasControlCharacter } from '../errors.js';
 import type { FetchPlanSource } from '../plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
@@ -124,7 +125,7 @@ export function s3Source(
   }
 
   return {
-    describe: `s3://${plan.bucket}/${plan.prefix}${plan.endpoint !== undefined ? ` at ${plan.endpoint}` : ''}`,
+    describe: `s3://${plan.bucket}/${plan.prefix}${plan.endpoint !== undefined ? ` at ${redactUrls(plan.endpoint)}` : ''}`,
     secrets,
 
     async list(signal): Promise<Listing> {
