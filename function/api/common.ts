@@ -73,3 +73,11 @@ export const httpUrl = z
   .min(1)
   .max(2048)
   .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL');
+
+/** The metadata of a namespaced XR the cores read: its name, namespace and annotations. */
+export const namespacedXrMetadata = z.object({
+  name: objectName,
+  namespace: objectName,
+  uid: z.string().optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});

@@ -5,6 +5,7 @@ import {
   dataKey,
   httpUrl,
   labelMap,
+  namespacedXrMetadata,
   objectName,
   relativePath,
   volumeItemPath,
@@ -177,9 +178,4 @@ export const modelCacheSpec = z
 export type ModelCacheSpec = z.infer<typeof modelCacheSpec>;
 
 /** The metadata of a ModelCache the Function uses. */
-export const modelCacheMetadata = z.object({
-  name: objectName,
-  namespace: objectName,
-  uid: z.string().optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
+export const modelCacheMetadata = namespacedXrMetadata;

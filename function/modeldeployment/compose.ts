@@ -1,5 +1,5 @@
 import { functionInput } from '../api/input.js';
-import { modelCacheMetadata } from '../api/modelcache.js';
+import { namespacedXrMetadata } from '../api/common.js';
 import { modelDeploymentSpec, type ModelDeploymentSpec } from '../api/modeldeployment.js';
 import { clusterRequirement, clusterView, parseClusters, type ClusterView } from '../clusters.js';
 import {
@@ -163,7 +163,7 @@ export function composeModelDeployment(req: CoreRequest): CoreResult {
   const input = functionInput.safeParse(req.input ?? {});
   if (!input.success)
     return { fatal: `invalid function input: ${describeIssues('input', input.error)}` };
-  const meta = modelCacheMetadata.safeParse(req.composite['metadata']);
+  const meta = namespacedXrMetadata.safeParse(req.composite['metadata']);
   if (!meta.success)
     return { fatal: `invalid ${KIND_MODEL_DEPLOYMENT}: ${describeIssues('metadata', meta.error)}` };
   const parsed = modelDeploymentSpec.safeParse(req.composite['spec']);
