@@ -128,9 +128,16 @@ describe('names as Crossplane computes them', () => {
   });
 
   it('names composed resources <prefix>-<12 hex>, at most 63 characters', () => {
-    expect(childName('llama-3-8b-', 'b0c93025-4a94-50b7-9966-728db602e356', 'us-east/pvc')).toBe(
-      'llama-3-8b-67c82169b1e7',
-    );
+    // The replica's claim Object in examples/1-single-cluster-basic: a composed XR keeps its
+    // parent's crossplane.io/composite label, so its Objects are named after the ModelCache,
+    // hashed with the replica's own UID (as the upstream render names them in every golden).
+    const replicaUID = renderUID({
+      apiVersion: 'modelplane.ai/v1alpha1',
+      kind: 'ModelCacheReplica',
+      metadata: { name: 'llama-3-8b-us-east', namespace: 'team-a' },
+    });
+    expect(replicaUID).toBe('7069b94e-031d-5d19-a7c9-d4b1df2b4117');
+    expect(childName('llama-3-8b-', replicaUID, 'pvc')).toBe('llama-3-8b-5e9a3d31e153');
     const long = childName(`${'a'.repeat(70)}-`, 'uid', 'x');
     expect(long).toHaveLength(63);
     expect(long).toMatch(/^a{50}-[0-9a-f]{12}$/);

@@ -12,7 +12,9 @@
 //   the observed resources and the required resources;
 // - composed resources get the XR's namespace, the composition-resource-name annotation, the
 //   crossplane.io/composite label, a controller reference and a name derived from the XR's UID
-//   (names.ChildName), or keep the observed resource's name;
+//   (names.ChildName), or keep the observed resource's name; an XR that already carries the
+//   label (a ModelCacheReplica, labelled by its parent ModelCache) keeps it, so its composed
+//   resources are labelled and named after the parent;
 // - the XR comes back as render prints it: name, namespace, resourceRefs and the status the
 //   pipeline wrote, with conditions merged as Crossplane merges them (Responsive, the Function's
 //   custom conditions, Synced, Ready), every timestamp 2024-01-01T00:00:00Z;
