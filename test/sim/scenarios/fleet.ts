@@ -479,7 +479,7 @@ export const deploymentWaits: Scenario = {
     await sim.runFor(10 * MINUTE);
     const ours = (): number => functionCalls(sim);
     const calls0 = ours();
-    await sim.runFor(3 * HOUR);
+    await sim.runFor(3 * HOUR, 600_000);
     const calls = ours() - calls0;
     const workloads = [...sim.composed(sim.deploymentRef('chat')).keys()].filter((k) =>
       k.endsWith('/workload'),

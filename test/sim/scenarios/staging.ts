@@ -272,7 +272,7 @@ export const jobFailsForGood: Scenario = {
       msg.includes(weight) && msg.includes('403'),
       `the failure names the file and the cause: ${msg}`,
     );
-    await sim.runFor(3 * HOUR);
+    await sim.runFor(3 * HOUR, 600_000);
     equal(
       sim.cluster('us-east').fetchPods.length,
       pods,
