@@ -227,15 +227,31 @@ export function metaOf(doc: Doc): { name: string; namespace: string | undefined 
   return { name, namespace: typeof ns === 'string' ? ns : undefined };
 }
 
-/** The file defining (XRD) or composing (Composition) a kind: the example's own first. */
-function findByKind(ex: Example, what: 'xrd' | 'composition', kind: string): string {
-  const paths =
-    what === 'xrd'
-      ? [...ex.localXrds, ...repoXrds()]
-      : [...ex.localCompositions, ...repoCompositions()];
-  const found = paths.filter((p) => readDocs(p).some((d) => compositeKind(d) === kind));
-  if (found.length === 0) throw new Error(`${ex.name}: no ${what} for kind ${kind}`);
-  return found[0] as string;
+type KindFinder = (what: 'xrd' | 'composition', kind: string) => string;
+
+/**
+ * Finds the file defining (XRD) or composing (Composition) a kind, the example's own first.
+ * Each file is parsed once per finder: the XRDs are large, and every case needs two lookups.
+ */
+function kindFinder(ex: Example): KindFinder {
+  const kinds = new Map<string, (string | undefined)[]>();
+  const kindsIn = (p: string): (string | undefined)[] => {
+    let k = kinds.get(p);
+    if (k === undefined) {
+      k = readDocs(p).map(compositeKind);
+      kinds.set(p, k);
+    }
+    return k;
+  };
+  return (what, kind) => {
+    const paths =
+      what === 'xrd'
+        ? [...ex.localXrds, ...repoXrds()]
+        : [...ex.localCompositions, ...repoCompositions()];
+    const found = paths.find((p) => kindsIn(p).includes(kind));
+    if (found === undefined) throw new Error(`${ex.name}: no ${what} for kind ${kind}`);
+    return found;
+  };
 }
 
 export function stemOf(xrFile: string): string {
@@ -263,6 +279,7 @@ export function observedFileOf(xrFile: string): string {
 export function casesOf(ex: Example): RenderCase[] {
   const out: RenderCase[] = [];
   const prerequisites = join(ex.dir, PREREQUISITES_DIR);
+  const findByKind = kindFinder(ex);
   for (const stage of [CREATED_STAGE, ...ex.stages]) {
     const stageDir = stageDirOf(ex, stage);
     const xrPathOf = (f: string): string =>
@@ -278,8 +295,8 @@ export function casesOf(ex: Example): RenderCase[] {
         replica,
         stage,
         xrPath,
-        compositionPath: findByKind(ex, 'composition', kind),
-        xrdPath: findByKind(ex, 'xrd', kind),
+        compositionPath: findByKind('composition', kind),
+        xrdPath: findByKind('xrd', kind),
         functionsPath: join(ex.dir, FUNCTIONS_FILE),
         observedPath: stage !== CREATED_STAGE && existsSync(observed) ? observed : undefined,
         // A replica reads its parent ModelCache (and nothing else of the example's XRs) by name;
