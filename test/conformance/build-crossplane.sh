@@ -29,6 +29,15 @@ command -v go >/dev/null || {
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 export CGO_ENABLED=0
 
+# Two runs at once (CI beside a developer, or two suites) would share the wrapper folders and the
+# .tmp outputs and break each other's builds (seen: "mv: cannot stat .../crossplane.tmp"). The
+# second waits for the first, then finds the binaries cached.
+mkdir -p "$bin"
+exec 9>"$bin/.build-crossplane.lock"
+if command -v flock >/dev/null; then
+  flock 9
+fi
+
 elapsed() { echo $(($(date +%s) - $1)); }
 
 # build_in_wrapper NAME VERSION OUT PACKAGE MODULE@VERSION...
