@@ -81,8 +81,11 @@ const cases: RenderCase[] = casesOf(example).filter(
 );
 if (cases.length === 0) {
   const stages = [CREATED_STAGE, ...example.stages].join(', ');
+  const atStage = casesOf(example)
+    .filter((c) => c.stage === stage)
+    .map((c) => c.xrFile);
   fail(
-    `no XR of ${example.name} at stage ${stage}${values.xr ? ` named ${values.xr}` : ''} (stages: ${stages})`,
+    `no XR of ${example.name} at stage ${stage}${values.xr ? ` named ${values.xr}` : ''} (stages: ${stages}${atStage.length > 0 ? `; XR files at ${stage}: ${atStage.join(', ')}` : ''})`,
   );
 }
 
