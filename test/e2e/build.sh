@@ -8,6 +8,7 @@
 #   .cache/bin/provider-kubernetes-<v>/{provider-kubernetes,crds/}
 #   .cache/bin/core-<v>/{crossplane,crds/}  + .cache/bin/cli-<v>/crossplane  (build-crossplane.sh)
 #   .cache/bin/core-<v>-webhooks/usage.yaml (Crossplane's Usage webhook configuration)
+#   .cache/bin/lws-<v>/leaderworkersets.yaml (the LeaderWorkerSet CRD, for the gang scenario)
 #
 #   test/e2e/build.sh            # build what is missing
 #   FORCE=1 test/e2e/build.sh    # rebuild everything

@@ -83,6 +83,13 @@ export class Ctx {
   private readonly fnLogStart: number;
   private readonly xpLogStart: number;
 
+  /** Watch events of composed Objects, per Object, and the field manager of each update. */
+  private readonly objectEvents = new Map<
+    string,
+    { events: number; managers: Map<string, number> }
+  >();
+  private readonly objectWatch: { stop: () => void };
+
   constructor(
     readonly stack: Stack,
     readonly root: string,
@@ -91,6 +98,41 @@ export class Ctx {
     this.kinds = readXrKinds(stack.src);
     this.fnLogStart = stack.get('function').logSize();
     this.xpLogStart = stack.get('crossplane').logSize();
+    this.objectWatch = stack.cp.watch(OBJECTS, (_type, o) => {
+      const m = obj(o['metadata']);
+      const key = `${String(m['namespace'])}/${String(m['name'])}`;
+      const e = this.objectEvents.get(key) ?? { events: 0, managers: new Map<string, number>() };
+      e.events++;
+      // The manager whose entry changed last is the writer of this version.
+      const latest = arr(m['managedFields'])
+        .map((f) => ({
+          manager: String(f['manager']),
+          time: typeof f['time'] === 'string' ? f['time'] : '',
+          sub: typeof f['subresource'] === 'string' ? f['subresource'] : '',
+        }))
+        .sort((a, b) => a.time.localeCompare(b.time))
+        .pop();
+      const who = latest ? `${latest.manager}${latest.sub ? `/${latest.sub}` : ''}` : 'unknown';
+      e.managers.set(who, (e.managers.get(who) ?? 0) + 1);
+      this.objectEvents.set(key, e);
+    });
+  }
+
+  /** A line on the watch events the scenario's Objects produced (what feeds the breaker). */
+  objectEventSummary(): string {
+    let total = 0;
+    const managers = new Map<string, number>();
+    let top = { key: '', events: 0 };
+    for (const [key, e] of this.objectEvents) {
+      total += e.events;
+      if (e.events > top.events) top = { key, events: e.events };
+      for (const [m, n] of e.managers) managers.set(m, (managers.get(m) ?? 0) + n);
+    }
+    const by = [...managers]
+      .sort((a, b) => b[1] - a[1])
+      .map(([m, n]) => `${m} ${n}`)
+      .join(', ');
+    return `Object watch events: ${total} over ${this.objectEvents.size} Objects (most: ${top.events} on ${top.key}); last writer: ${by}`;
   }
 
   get cp(): Kube {
@@ -265,6 +307,8 @@ export class Ctx {
   }
 
   finish(): void {
+    this.objectWatch.stop();
+    this.note(this.objectEventSummary());
     this.report.functionCalls = this.functionCalls();
     if (/WatchCircuitOpen|circuit breaker open/i.test(this.crossplaneLog()))
       this.report.circuitOpened = true;
@@ -367,6 +411,7 @@ export function sha256Map(files: Record<string, Buffer | string>): Record<string
 
 // --- status expectations -------------------------------------------------------------------
 
+const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 /** Volatile values replaced by placeholders; conditions sorted by type. */
@@ -394,6 +439,7 @@ export function normalize(v: unknown): unknown {
     return out;
   }
   if (typeof v === 'string' && TIME.test(v)) return '<time>';
+  if (typeof v === 'string' && UID.test(v)) return '<uid>';
   return v;
 }
 

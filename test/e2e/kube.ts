@@ -128,6 +128,57 @@ export class Kube {
     }
   }
 
+  /**
+   * Streams watch events of a collection (`?watch=1`) until `stop()` is called; each event's type
+   * and object go to `onEvent`. Reconnects from the last resourceVersion when the server ends it.
+   */
+  watch(path: string, onEvent: (type: string, o: Json) => void): { stop: () => void } {
+    let stopped = false;
+    let rv = '';
+    let current: ReturnType<typeof request> | undefined;
+    const connect = (): void => {
+      if (stopped) return;
+      const url = new URL(path, this.access.server);
+      url.searchParams.set('watch', '1');
+      url.searchParams.set('allowWatchBookmarks', 'false');
+      if (rv) url.searchParams.set('resourceVersion', rv);
+      const req = request(url, { method: 'GET', agent: this.agent }, (res) => {
+        let buf = '';
+        res.on('data', (c: Buffer) => {
+          buf += c.toString('utf8');
+          let nl = buf.indexOf('\n');
+          while (nl >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            nl = buf.indexOf('\n');
+            if (!line.trim()) continue;
+            const ev = JSON.parse(line) as { type: string; object: Json };
+            const meta = ev.object['metadata'] as Json | undefined;
+            if (typeof meta?.['resourceVersion'] === 'string') rv = meta['resourceVersion'];
+            if (ev.type !== 'ERROR') onEvent(ev.type, ev.object);
+            else rv = '';
+          }
+        });
+        res.on('end', () => {
+          setTimeout(connect, 200).unref();
+        });
+        res.on('error', () => undefined);
+      });
+      req.on('error', () => {
+        if (!stopped) setTimeout(connect, 1000).unref();
+      });
+      req.end();
+      current = req;
+    };
+    connect();
+    return {
+      stop: () => {
+        stopped = true;
+        current?.destroy();
+      },
+    };
+  }
+
   /** kubectl against this cluster; stdout, or a thrown error carrying stderr. */
   async kubectl(args: string[], input?: string): Promise<string> {
     const full = ['--kubeconfig', this.access.kubeconfig, ...args];

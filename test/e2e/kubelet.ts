@@ -710,7 +710,8 @@ export function functionImage(appDir: string, nodeModules: string): ImageContent
   return {
     binds: [
       { host: appDir, target: '/app' },
-      { host: nodeModules, target: '/app/node_modules' },
+      // /app/node_modules is a symlink to this absolute path, so it is bound at the same path.
+      { host: nodeModules, target: nodeModules },
       { host: process.execPath, target: '/nodejs/bin/node', file: true },
     ],
   };

@@ -69,21 +69,39 @@ async function platform(
   }
 }
 
-/** Applies the cache and waits until every matched cluster is Ready or Failed. */
+/**
+ * Applies the cache and waits for its steady state: every matched cluster Ready or Failed and
+ * the cache's own ArtifactReady condition caught up with them (no longer Staging), and Ready
+ * too when every cluster is. Seconds to Ready are the cache's Ready condition turning True.
+ */
 async function stage(ctx: Ctx, docs: Json[], clusters: number, timeoutMs = 360_000): Promise<Json> {
-  const meta = obj(docs[0]?.['metadata']);
-  const name = String(meta['name']);
+  const name = String(obj(docs[0]?.['metadata'])['name']);
   const t0 = Date.now();
   await ctx.apply(docs);
+  return steady(ctx, name, clusters, t0, timeoutMs);
+}
+
+export async function steady(
+  ctx: Ctx,
+  name: string,
+  clusters: number,
+  t0: number,
+  timeoutMs = 360_000,
+): Promise<Json> {
   const xr = await ctx.waitXr(
     'ModelCache',
     NS,
     name,
-    `settled on ${clusters} clusters`,
-    (x) => settled(x, clusters),
+    `steady on ${clusters} clusters`,
+    (x) => {
+      if (!settled(x, clusters)) return false;
+      if (condition(x, 'ArtifactReady')?.['reason'] === 'Staging') return false;
+      const allReady = clustersOf(x).every((c) => c.phase === 'Ready');
+      return !allReady || condition(x, 'Ready')?.['status'] === 'True';
+    },
     timeoutMs,
   );
-  if (clustersOf(xr).some((c) => c.phase === 'Ready'))
+  if (condition(xr, 'Ready')?.['status'] === 'True')
     ctx.report.readySeconds = (Date.now() - t0) / 1000;
   return xr;
 }
@@ -293,8 +311,7 @@ export const SCENARIOS: Scenario[] = [
       const t0 = Date.now();
       await ctx.apply(tokenizer);
       await stage(ctx, weights, 1);
-      await ctx.waitXr('ModelCache', NS, 'mistral-7b-tokenizer', 'settled', (x) => settled(x, 1));
-      ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      await steady(ctx, 'mistral-7b-tokenizer', 1, t0);
       for (const [docs, file] of [
         [weights, 'tokenizer-weights'],
         [tokenizer, 'tokenizer-tokenizer'],
@@ -396,16 +413,7 @@ export const SCENARIOS: Scenario[] = [
         mkdirSync(dirname(join(dir, p)), { recursive: true });
         writeFileSync(join(dir, p), b);
       }
-      const xr = await ctx.waitXr(
-        'ModelCache',
-        NS,
-        'prestaged',
-        'settled',
-        (x) => settled(x, 1),
-        240_000,
-      );
-      if (clustersOf(xr).some((c) => c.phase === 'Ready'))
-        ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      await steady(ctx, 'prestaged', 1, t0, 240_000);
       const mc = await expectCache(ctx, 'existing-pvc', NS, 'prestaged');
       await expectVolumes(ctx, mc, sha256Map(content), { 'us-east': 0 }, 'shared-models');
       expectEqual(
@@ -440,15 +448,7 @@ export const SCENARIOS: Scenario[] = [
         () => (ctx.wl(0).kubelet.started.filter((p) => p.at >= t1).length > 0 ? true : undefined),
         1000,
       );
-      await ctx.waitXr(
-        'ModelCache',
-        NS,
-        'chat-templates',
-        'Ready again',
-        (x) => settled(x, 1) && condition(x, 'Ready')?.['status'] === 'True',
-        240_000,
-      );
-      ctx.report.readySeconds = (Date.now() - t1) / 1000;
+      await steady(ctx, 'chat-templates', 1, t1, 240_000);
       await pause(5000);
       expectEqual(
         'fetch pods after the refetch',
@@ -646,16 +646,7 @@ export const SCENARIOS: Scenario[] = [
       if (!ctx.wl(0).kubelet.killContainer(ns, name))
         throw new Error(`no container of ${pod} to kill`);
       ctx.note(`killed ${pod} mid-download`);
-      const xr = await ctx.waitXr(
-        'ModelCache',
-        NS,
-        'llama-3-8b',
-        'settled',
-        (x) => settled(x, 1),
-        360_000,
-      );
-      if (clustersOf(xr).some((c) => c.phase === 'Ready'))
-        ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      await steady(ctx, 'llama-3-8b', 1, t0, 360_000);
       await expectSingle(ctx, 'kill-resume', 'llama-3-8b', want);
       const pods = ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length;
       expectEqual('fetch pods (the killed one and the one that resumed)', pods, 2);
@@ -680,16 +671,7 @@ export const SCENARIOS: Scenario[] = [
         ctx.note(`restarted ${c} at +${Math.round((Date.now() - t0) / 1000)} s`);
         await pause(3000);
       }
-      const xr = await ctx.waitXr(
-        'ModelCache',
-        NS,
-        'llama-3-8b',
-        'settled',
-        (x) => settled(x, 1),
-        360_000,
-      );
-      if (clustersOf(xr).some((c) => c.phase === 'Ready'))
-        ctx.report.readySeconds = (Date.now() - t0) / 1000;
+      await steady(ctx, 'llama-3-8b', 1, t0, 360_000);
       await expectSingle(ctx, 'restarts', 'llama-3-8b', want);
       expectEqual(
         'fetch pods (one: nothing restarted the download)',

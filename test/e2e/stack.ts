@@ -41,7 +41,8 @@ export const PORTS = {
   crossplaneMetrics: 18080,
   crossplaneHealth: 18081,
   providerHealth: 18091,
-  providerMetrics: 18092,
+  /** provider-kubernetes has no metrics flag: controller-runtime's default :8080 (only lo exists). */
+  providerMetrics: 8080,
 } as const;
 
 export const FUNCTION_NAME = 'function-modelcache';
@@ -324,13 +325,11 @@ export class Stack {
       docs.push(out.join('---\n'));
     }
     await this.cp.apply(docs.join('\n---\n'));
-    await this.cp.kubectl([
-      'wait',
-      '--for=condition=Established',
-      'crd',
-      '--all',
-      '--timeout=120s',
-    ]);
+    // kubectl wait fails on a CRD whose status is not written yet; poll instead.
+    await waitFor('every CRD Established', 120_000, async () => {
+      const crds = await this.cp.list('/apis/apiextensions.k8s.io/v1/customresourcedefinitions');
+      return crds.every((c) => established(c, ['Established'])) ? true : undefined;
+    });
   }
 
   private async registerFunction(image: string): Promise<void> {
@@ -426,7 +425,6 @@ export class Stack {
       args: [
         '--debug',
         `--health-probe-bind-addr=127.0.0.1:${PORTS.providerHealth}`,
-        `--metrics-bind-address=127.0.0.1:${PORTS.providerMetrics}`,
         '--poll=1m',
         // What the README advises operators: values patched from Secrets are not written back.
         '--sanitize-secrets',
@@ -459,19 +457,13 @@ export class Stack {
     for (const f of yamlFiles(join(this.src, 'compositions'))) docs.push(readFileSync(f, 'utf8'));
     await this.cp.apply(docs.join('\n---\n'));
     await waitFor(
-      'every XRD Established and Offered',
+      'every XRD Established (v2 namespaced XRDs offer no claims, so no Offered)',
       180_000,
       async () => {
         const xrds = await this.cp.list(
           '/apis/apiextensions.crossplane.io/v2/compositeresourcedefinitions',
         );
-        const ok = xrds.every((x) => {
-          const conds =
-            ((x['status'] as Json | undefined)?.['conditions'] as Json[] | undefined) ?? [];
-          return ['Established', 'Offered'].every((t) =>
-            conds.some((c) => c['type'] === t && c['status'] === 'True'),
-          );
-        });
+        const ok = xrds.every((x) => established(x, ['Established']));
         return ok && xrds.length > 0 ? xrds.length : undefined;
       },
       1000,
@@ -486,6 +478,11 @@ export class Stack {
     this.cp.close();
     for (const w of this.workloads) w.kube.close();
   }
+}
+
+function established(o: Json, types: string[]): boolean {
+  const conds = ((o['status'] as Json | undefined)?.['conditions'] as Json[] | undefined) ?? [];
+  return types.every((t) => conds.some((c) => c['type'] === t && c['status'] === 'True'));
 }
 
 function yamlFiles(dir: string): string[] {
