@@ -163,6 +163,60 @@ describe('store', () => {
     ).toBeDefined();
   });
 
+  it("an object's own foregroundDeletion finalizer overrides a Job's orphaning default; an explicit policy drops it", () => {
+    const s = new Store('t', clock);
+    s.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const job = (name: string) =>
+      s.create({
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name, namespace: 'ns', finalizers: ['foregroundDeletion'] },
+      });
+    const podOf = (j: ReturnType<typeof job>) =>
+      s.create({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name: `${j.metadata.name}-pod`,
+          namespace: 'ns',
+          finalizers: ['kubelet'],
+          ownerReferences: [
+            {
+              apiVersion: 'batch/v1',
+              kind: 'Job',
+              name: j.metadata.name,
+              uid: j.metadata.uid,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ],
+        },
+      });
+    const ref = (kind: string, name: string) => ({
+      apiVersion: kind === 'Job' ? 'batch/v1' : 'v1',
+      kind,
+      name,
+      namespace: 'ns',
+    });
+    podOf(job('a'));
+    s.delete(ref('Job', 'a'));
+    const pod = s.mustGet(ref('Pod', 'a-pod'));
+    expect([
+      s.get(ref('Job', 'a'))?.metadata.finalizers,
+      pod.metadata.deletionTimestamp !== undefined,
+      pod.metadata.ownerReferences?.length,
+    ]).toEqual([['foregroundDeletion'], true, 1]);
+    s.update({ ...pod, metadata: { ...pod.metadata, finalizers: [] } });
+    expect(s.get(ref('Job', 'a'))).toBeUndefined();
+    // `kubectl delete job` (Background) removes the finalizer: the Job goes now, its pod after.
+    podOf(job('b'));
+    s.delete(ref('Job', 'b'), 'Background');
+    expect([
+      s.get(ref('Job', 'b')),
+      s.get(ref('Pod', 'b-pod'))?.metadata.deletionTimestamp !== undefined,
+    ]).toEqual([undefined, true]);
+  });
+
   it('foreground: the owner stays, marked, until its blocking dependents are gone', () => {
     const s = new Store('t', clock);
     s.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });

@@ -88,6 +88,8 @@ export type Propagation = 'Background' | 'Foreground' | 'Orphan';
 
 /** metav1.FinalizerDeleteDependents: set by the API server on a foreground deletion. */
 export const FOREGROUND_FINALIZER = 'foregroundDeletion';
+/** metav1.FinalizerOrphanDependents. */
+export const ORPHAN_FINALIZER = 'orphan';
 
 export type AdmissionOp = 'CREATE' | 'UPDATE' | 'DELETE';
 /** Throws an ApiError to reject; may mutate `obj` on CREATE/UPDATE (defaulting). */
@@ -434,22 +436,34 @@ export class Store {
       );
     }
     for (const a of this.admissions) a('DELETE', clone(cur), undefined);
-    // batch/v1 Jobs orphan their pods unless told otherwise (kubernetes
-    // pkg/registry/batch/job/strategy.go DefaultGarbageCollectionPolicy).
-    const policy =
+    if (cur.metadata.deletionTimestamp !== undefined) return;
+    // An explicit policy wins; else the object's own `orphan` or `foregroundDeletion`
+    // finalizer; else the type's default: batch/v1 Jobs orphan their pods (kubernetes
+    // pkg/registry/batch/job/strategy.go DefaultGarbageCollectionPolicy). The API server
+    // then keeps only the garbage-collection finalizer of the policy chosen
+    // (apiserver registry/generic/registry/store.go deletionFinalizersForGarbageCollection).
+    const fins = cur.metadata.finalizers ?? [];
+    const policy: Propagation =
       propagation ??
-      (cur.kind === 'Job' && cur.apiVersion === 'batch/v1' ? 'Orphan' : 'Background');
+      (fins.includes(ORPHAN_FINALIZER)
+        ? 'Orphan'
+        : fins.includes(FOREGROUND_FINALIZER)
+          ? 'Foreground'
+          : cur.kind === 'Job' && cur.apiVersion === 'batch/v1'
+            ? 'Orphan'
+            : 'Background');
+    const own = fins.filter((f) => f !== FOREGROUND_FINALIZER && f !== ORPHAN_FINALIZER);
     if (policy === 'Orphan') this.orphanDependents(cur.metadata.uid);
     // Foreground: the owner stays, marked, until the garbage collector has removed every
     // dependent that blocks its deletion (dependents are deleted in foreground in turn).
-    const blocking =
-      policy === 'Foreground' && cur.metadata.deletionTimestamp === undefined
-        ? this.dependents(cur.metadata.uid).filter((d) => this.blocks(d, cur.metadata.uid))
-        : [];
-    if (blocking.length > 0) {
+    if (
+      policy === 'Foreground' &&
+      (fins.includes(FOREGROUND_FINALIZER) ||
+        this.dependents(cur.metadata.uid).some((d) => this.blocks(d, cur.metadata.uid)))
+    ) {
       const o = clone(cur);
       o.metadata.deletionTimestamp = this.clock.iso();
-      o.metadata.finalizers = [...(o.metadata.finalizers ?? []), FOREGROUND_FINALIZER];
+      o.metadata.finalizers = [...own, FOREGROUND_FINALIZER];
       o.metadata.resourceVersion = this.bump();
       this.objects.set(key, o);
       this.emit({ type: 'MODIFIED', obj: o, old: cur });
@@ -473,10 +487,10 @@ export class Store {
       this.releaseForeground(cur.metadata.uid);
       return;
     }
-    if ((cur.metadata.finalizers ?? []).length > 0) {
-      if (cur.metadata.deletionTimestamp !== undefined) return;
+    if (own.length > 0) {
       const o = clone(cur);
       o.metadata.deletionTimestamp = this.clock.iso();
+      o.metadata.finalizers = own;
       o.metadata.resourceVersion = this.bump();
       this.objects.set(key, o);
       this.emit({ type: 'MODIFIED', obj: o, old: cur });
