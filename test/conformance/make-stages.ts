@@ -28,6 +28,11 @@
 //         job: { state: running, done: 1073741824, total: 16060522496 }
 //                                         # NotObserved | created | running | complete | failed
 //         credentials: { syncFailed: 'cannot get referenced Secret team-a/hf-token' }
+//   annotations:                          # optional: what a user changed on an XR since `from`
+//     xr.yaml: { modelplane.ai/refetch: '1' }
+//
+// An XR at a stage is the XR of the stage it follows (its spec and metadata, the edits of earlier
+// stages included) with that stage's annotations applied and the status its reconcile wrote.
 import {
   cpSync,
   existsSync,
@@ -74,6 +79,7 @@ type ClusterStates = Record<string, Record<string, RoleState> | null>;
 interface StageSpec {
   from: string;
   xrs: Record<string, ClusterStates>;
+  annotations?: Record<string, Record<string, string>>;
 }
 
 /** A generated file: its path relative to the example folder, and its content. */
@@ -90,6 +96,23 @@ function readSpec(path: string): StageSpec {
   const raw: unknown = parse(readFileSync(path, 'utf8'));
   if (!isObj(raw) || typeof raw['from'] !== 'string' || !isObj(raw['xrs'])) {
     throw new Error(`${rel(path)}: want "from: <stage>" and "xrs: {<file>: {<cluster>: ...}}"`);
+  }
+  const annotations = raw['annotations'];
+  if (annotations !== undefined) {
+    const ok =
+      isObj(annotations) &&
+      Object.entries(annotations).every(
+        ([file, a]) =>
+          isObj(raw['xrs']) &&
+          file in raw['xrs'] &&
+          isObj(a) &&
+          Object.values(a).every((v) => typeof v === 'string'),
+      );
+    if (!ok) {
+      throw new Error(
+        `${rel(path)}: want "annotations: {<file listed under xrs>: {<key>: <string>}}"`,
+      );
+    }
   }
   return raw as unknown as StageSpec;
 }
@@ -264,7 +287,15 @@ async function stageFixtures(w: Writer, ex: Example, stage: string): Promise<voi
     const from = w.caseOf(xrFile, spec.from);
     if (!from) throw new Error(`${rel(ex.dir)}/${dir}: no stage ${spec.from} for ${xrFile}`);
     const { xr: xrOut, composed } = await w.render(from);
-    const xr = readDocs(join(ex.dir, xrFile))[0] as Doc;
+    // The XR as the earlier stage held it, its old status replaced below.
+    const xr = { ...(readDocs(from.xrPath)[0] as Doc) };
+    Reflect.deleteProperty(xr, 'status');
+    const edits = spec.annotations?.[xrFile];
+    if (edits !== undefined) {
+      const meta = { ...(xr['metadata'] as Json) };
+      meta['annotations'] = { ...(meta['annotations'] as Json | undefined), ...edits };
+      xr['metadata'] = meta;
+    }
     await w.write(
       `${dir}/${xrFile}`,
       header([
