@@ -160,6 +160,7 @@ export class Sim {
     });
     this.xr.ModelCacheReplica.afterReconcile.push((xr) => {
       this.checkReplicaReady(xr);
+      this.recordTransition(xr);
     });
     this.provider = new ObjectController(
       this.clock,
@@ -618,6 +619,29 @@ export class Sim {
         this.expected.get(`${ns}/${xr.metadata.name}`),
       );
     }
+  }
+
+  /** Each replica's (phase/reason) sequence, by `<namespace>/<cache>` then cluster. */
+  private readonly history = new Map<string, Map<string, string[]>>();
+
+  private recordTransition(r: KObject): void {
+    const v = replicaView(r);
+    if (!v) return;
+    const cache = `${r.metadata.namespace ?? NS}/${str(r, 'spec', 'cacheRef', 'name') ?? ''}`;
+    let byCluster = this.history.get(cache);
+    if (!byCluster) this.history.set(cache, (byCluster = new Map<string, string[]>()));
+    const seq = byCluster.get(v.cluster) ?? [];
+    const now = `${v.phase}/${v.reason}`;
+    if (seq[seq.length - 1] !== now) seq.push(now);
+    byCluster.set(v.cluster, seq);
+  }
+
+  /**
+   * The (phase/reason) sequence each of a cache's replicas went through, by cluster: what
+   * the e2e harness records on the real stack, to compare the two (issue 11 item 5).
+   */
+  transitions(name: string, namespace = NS): Record<string, string[]> {
+    return Object.fromEntries(this.history.get(`${namespace}/${name}`) ?? []);
   }
 
   /** Whenever a replica says Ready/Staged, its claim must hold its identity's bytes. */

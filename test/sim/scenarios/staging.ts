@@ -59,6 +59,12 @@ export const healthyFleet: Scenario = {
       'AllClustersStaged',
       'ArtifactReady reason',
     );
+    ctx.notes.push(
+      `transitions: ${Object.entries(sim.transitions('llama'))
+        .sort()
+        .map(([c, seq]) => `${c} ${seq.join(' > ')}`)
+        .join('; ')}`,
+    );
     // One replica per cluster keeps each XR's watch events its own: no circuit opens.
     equal(
       Object.values(sim.xr).flatMap((c) => c.breaker.openings),
