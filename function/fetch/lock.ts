@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 
 import { FetchError } from './errors.js';
-import type { HolderGone } from './pods.js';
+import { PID_NAMESPACE, type HolderGone } from './pods.js';
 import { wait } from './retry.js';
 
 interface LockBody {
@@ -14,6 +14,8 @@ interface LockBody {
   identity: string;
   host: string;
   pid: number;
+  /** The holder's pid namespace: its pid means something only to a process in the same one. */
+  pidNamespace?: string;
   startedAt: string;
 }
 
@@ -53,6 +55,7 @@ export async function acquireLock(
     identity,
     host: hostname(),
     pid: process.pid,
+    ...(PID_NAMESPACE !== undefined ? { pidNamespace: PID_NAMESPACE } : {}),
     startedAt: new Date().toISOString(),
   };
   let warned = false;

@@ -1,19 +1,30 @@
 // Whether the holder of the volume lock is provably gone, so its lock can be taken over at
 // once instead of after the stale timeout (a SIGKILLed fetch never releases it). Proof is
-// either local (the holder ran on this host and its process is dead, or it was an earlier
-// incarnation of this very process id) or from the API server (the pod named by the
-// holder's host name does not exist, or has finished). Anything else, an API error or a
+// either local (the holder ran on this host, in this pid namespace, and its process is
+// dead) or from the API server (the pod named by the holder's host name does not exist,
+// or has finished). Anything else, an API error or a
 // refusal included, proves nothing: the heartbeat's staleness decides as before.
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 import type { Logger } from 'pino';
 
 import { kubeRequest, type KubeConnection } from './reporter.js';
 
+/** This process's pid namespace (Linux), e.g. `pid:[4026531836]`; undefined elsewhere. */
+export const PID_NAMESPACE: string | undefined = (() => {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+})();
+
 /** What the lock records of its holder. */
 export interface LockHolder {
   host: string;
   pid: number;
+  pidNamespace?: string;
   /** When it took the lock (ISO 8601). */
   startedAt: string;
 }
@@ -34,11 +45,18 @@ function processAlive(pid: number): boolean {
 const PROCESS_START = Date.now() - process.uptime() * 1000;
 
 /**
- * The holder ran on this host and its process is dead, or it had this very pid and took
- * the lock before this process started: an earlier container of this pod (pid 1 again).
+ * The holder ran on this host, in this pid namespace (a pod sharing the node's host name
+ * has pids of its own), and its process is dead, or it had this very pid and took the
+ * lock before this process started (the host rebooted).
  */
 export function localHolderGone(holder: LockHolder): boolean {
-  if (holder.host !== hostname() || !Number.isInteger(holder.pid) || holder.pid <= 0) {
+  if (
+    holder.host !== hostname() ||
+    PID_NAMESPACE === undefined ||
+    holder.pidNamespace !== PID_NAMESPACE ||
+    !Number.isInteger(holder.pid) ||
+    holder.pid <= 0
+  ) {
     return false;
   }
   if (holder.pid !== process.pid) return !processAlive(holder.pid);

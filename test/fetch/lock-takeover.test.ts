@@ -3,6 +3,7 @@
 // holder that may still be alive keeps it.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -106,6 +107,30 @@ describe('issue13 #16: stale volume lock', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(tree(target)).toEqual({ 'model.bin': DIGEST });
   }, 60_000);
+
+  it('issue13 #16: a dead pid recorded in another pid namespace proves nothing (a pod sharing the node’s host name)', async () => {
+    const target = volume();
+    mkdirSync(join(target, '.modelcache'));
+    // A pid that is certainly free here, from a holder whose pids are not ours to look up.
+    const dead = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const body = JSON.stringify({
+      token: 'holder-token',
+      identity: 'a'.repeat(64),
+      host: hostname(),
+      pid: dead.pid,
+      pidNamespace: 'pid:[1]',
+      startedAt: new Date().toISOString(),
+    });
+    writeFileSync(join(target, '.modelcache/lock'), body);
+    const stop = new AbortController();
+    const running = run(planFor(http(), target), { lockStaleMs: STALE_MS, signal: stop.signal });
+    await sleep(1_000);
+    stop.abort(new Error('stopped by the test'));
+    await expect(running).rejects.toThrow('stopped by the test');
+    expect(readFileSync(join(target, '.modelcache/lock'), 'utf8')).toBe(body);
+    expect(server.requests).toEqual([]);
+  });
 
   it.each([
     { reason: 'its pod no longer exists', phase: undefined },
