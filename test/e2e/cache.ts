@@ -54,13 +54,14 @@ export async function expectCache(ctx: Ctx, file: string, ns: string, name: stri
 /**
  * On each cluster the cache reports Ready: the claim's volume holds exactly `want` (path →
  * sha256), outside the fetch program's own state directory. `claim` defaults to the cache's
- * status.claimName. Returns how many clusters were checked.
+ * status.claimName. Fails unless exactly `readyClusters` were Ready and checked.
  */
 export async function expectVolumes(
   ctx: Ctx,
   mc: Json,
   want: Record<string, string>,
   clusterIndex: Record<string, number>,
+  readyClusters: number,
   claim?: string,
 ): Promise<number> {
   const ns = text(obj(mc['metadata'])['namespace']);
@@ -77,5 +78,10 @@ export async function expectVolumes(
     expectEqual(`files on ${c.name}'s volume (${ctx.wl(i).name}) ${ns}/${claimName}`, got, want);
     checked++;
   }
+  expectEqual(
+    `Ready clusters of ${ns}/${text(obj(mc['metadata'])['name'])} whose volume was checked`,
+    checked,
+    readyClusters,
+  );
   return checked;
 }

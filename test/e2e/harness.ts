@@ -83,12 +83,12 @@ export class Ctx {
   private readonly fnLogStart: number;
   private readonly xpLogStart: number;
 
-  /** Watch events of composed Objects, per Object, and the field manager of each update. */
-  private readonly objectEvents = new Map<
+  /** Watch events per kind and object, and the field manager of each update (the breaker's input). */
+  private readonly tally = new Map<
     string,
-    { events: number; managers: Map<string, number> }
+    Map<string, { events: number; managers: Map<string, number> }>
   >();
-  private readonly objectWatch: { stop: () => void };
+  private readonly watches: { stop: () => void }[] = [];
 
   constructor(
     readonly stack: Stack,
@@ -98,41 +98,55 @@ export class Ctx {
     this.kinds = readXrKinds(stack.src);
     this.fnLogStart = stack.get('function').logSize();
     this.xpLogStart = stack.get('crossplane').logSize();
-    this.objectWatch = stack.cp.watch(OBJECTS, (_type, o) => {
+    const count = (kind: string) => (_type: string, o: Json) => {
       const m = obj(o['metadata']);
-      const key = `${String(m['namespace'])}/${String(m['name'])}`;
-      const e = this.objectEvents.get(key) ?? { events: 0, managers: new Map<string, number>() };
+      const key = `${typeof m['namespace'] === 'string' ? m['namespace'] : ''}/${String(m['name'])}`;
+      const perKind =
+        this.tally.get(kind) ??
+        new Map<string, { events: number; managers: Map<string, number> }>();
+      const e = perKind.get(key) ?? { events: 0, managers: new Map<string, number>() };
       e.events++;
-      // The manager whose entry changed last is the writer of this version.
+      // The manager whose entry changed last wrote this version (managedFields have 1 s resolution).
       const latest = arr(m['managedFields'])
         .map((f) => ({
           manager: String(f['manager']),
           time: typeof f['time'] === 'string' ? f['time'] : '',
           sub: typeof f['subresource'] === 'string' ? f['subresource'] : '',
         }))
-        .sort((a, b) => a.time.localeCompare(b.time))
+        .sort((x, y) => x.time.localeCompare(y.time))
         .pop();
       const who = latest ? `${latest.manager}${latest.sub ? `/${latest.sub}` : ''}` : 'unknown';
       e.managers.set(who, (e.managers.get(who) ?? 0) + 1);
-      this.objectEvents.set(key, e);
-    });
+      perKind.set(key, e);
+      this.tally.set(kind, perKind);
+    };
+    this.watches.push(stack.cp.watch(OBJECTS, count('Object')));
+    for (const k of this.kinds.filter((x) => x.kind !== 'InferenceCluster')) {
+      this.watches.push(stack.cp.watch(xrPath(k), count(k.kind)));
+    }
   }
 
-  /** A line on the watch events the scenario's Objects produced (what feeds the breaker). */
-  objectEventSummary(): string {
-    let total = 0;
-    const managers = new Map<string, number>();
-    let top = { key: '', events: 0 };
-    for (const [key, e] of this.objectEvents) {
-      total += e.events;
-      if (e.events > top.events) top = { key, events: e.events };
-      for (const [m, n] of e.managers) managers.set(m, (managers.get(m) ?? 0) + n);
+  /** One line per kind on the watch events the scenario produced (what feeds the breaker). */
+  eventSummary(): string[] {
+    const out: string[] = [];
+    for (const [kind, perKind] of this.tally) {
+      let total = 0;
+      const managers = new Map<string, number>();
+      let top = { key: '', events: 0 };
+      for (const [key, e] of perKind) {
+        total += e.events;
+        if (e.events > top.events) top = { key, events: e.events };
+        for (const [m, n] of e.managers) managers.set(m, (managers.get(m) ?? 0) + n);
+      }
+      const by = [...managers]
+        .sort((x, y) => y[1] - x[1])
+        .map(([m, n]) => `${m} ${n}`)
+        .join(', ');
+      out.push(
+        `${kind} watch events: ${total} over ${perKind.size} (most: ${top.events} on ${top.key}); by last writer: ${by}`,
+      );
     }
-    const by = [...managers]
-      .sort((a, b) => b[1] - a[1])
-      .map(([m, n]) => `${m} ${n}`)
-      .join(', ');
-    return `Object watch events: ${total} over ${this.objectEvents.size} Objects (most: ${top.events} on ${top.key}); last writer: ${by}`;
+    return out;
   }
 
   get cp(): Kube {
@@ -307,8 +321,8 @@ export class Ctx {
   }
 
   finish(): void {
-    this.objectWatch.stop();
-    this.note(this.objectEventSummary());
+    for (const w of this.watches) w.stop();
+    for (const line of this.eventSummary()) this.note(line);
     this.report.functionCalls = this.functionCalls();
     if (/WatchCircuitOpen|circuit breaker open/i.test(this.crossplaneLog()))
       this.report.circuitOpened = true;

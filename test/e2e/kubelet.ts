@@ -23,6 +23,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readdirSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -43,9 +44,10 @@ export interface KubeletOptions {
   log: string;
 }
 
-/** What an image holds, as host paths bound at the image's paths. */
+/** What an image holds, as host paths bound at the image's paths, and its configured environment. */
 export interface ImageContent {
   binds: { host: string; target: string; file?: boolean }[];
+  env: Record<string, string>;
 }
 
 interface Running {
@@ -112,6 +114,15 @@ export class Kubelet {
       }
     }
     return false;
+  }
+
+  /** Every container log this kubelet wrote. */
+  containerLogs(): string[] {
+    const dir = join(this.opts.workDir, 'pods');
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .map((d) => join(dir, d, 'container.log'))
+      .filter((f) => existsSync(f));
   }
 
   runningPods(): string[] {
@@ -348,7 +359,7 @@ export class Kubelet {
     let state: Json;
     let phase: string;
     try {
-      const env = await this.environment(ns, name, uid, c);
+      const env = await this.environment(content, ns, name, uid, c);
       const sc = { ...obj(spec['securityContext']), ...obj(c['securityContext']) };
       const runAs = Number(sc['runAsUser'] ?? 0);
       const runAsGroup = Number(sc['runAsGroup'] ?? 0);
@@ -483,6 +494,7 @@ export class Kubelet {
   }
 
   private async environment(
+    image: ImageContent,
     ns: string,
     name: string,
     uid: string,
@@ -490,6 +502,9 @@ export class Kubelet {
   ): Promise<Record<string, string>> {
     const env: Record<string, string> = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
+      ...image.env,
+      // What runc sets when neither the image nor the pod does and the uid has no passwd entry.
+      HOME: image.env['HOME'] ?? '/',
       HOSTNAME: name,
       KUBERNETES_SERVICE_HOST: this.opts.apiHost,
       KUBERNETES_SERVICE_PORT: String(this.opts.apiPort),
@@ -706,8 +721,13 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** A snapshot of the code under test laid out as the image lays it out (/app, /nodejs/bin/node). */
-export function functionImage(appDir: string, nodeModules: string): ImageContent {
+export function functionImage(
+  appDir: string,
+  nodeModules: string,
+  env: Record<string, string>,
+): ImageContent {
   return {
+    env,
     binds: [
       { host: appDir, target: '/app' },
       // /app/node_modules is a symlink to this absolute path, so it is bound at the same path.

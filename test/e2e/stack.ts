@@ -205,7 +205,11 @@ export class Stack {
     this.startCrossplane();
     this.startProvider();
 
-    const image2 = functionImage(this.app, realpathSync(join(this.root, 'node_modules')));
+    const image2 = functionImage(
+      this.app,
+      realpathSync(join(this.root, 'node_modules')),
+      dockerfileEnv(readFileSync(join(this.src, 'Dockerfile'), 'utf8')),
+    );
     for (let i = 0; i < this.workloadCount; i++) {
       const kube = kubes[i + 1] as Kube;
       const kubelet = new Kubelet(kube, {
@@ -423,7 +427,8 @@ export class Stack {
       name: 'provider-kubernetes',
       command: this.bins.providerKubernetes,
       args: [
-        '--debug',
+        // Not --debug: at debug level provider-kubernetes logs every Object whole, including
+        // the Secret values patchesFrom copied into its spec (seen here; test/e2e/README.md).
         `--health-probe-bind-addr=127.0.0.1:${PORTS.providerHealth}`,
         '--poll=1m',
         // What the README advises operators: values patched from Secrets are not written back.
@@ -478,6 +483,18 @@ export class Stack {
     this.cp.close();
     for (const w of this.workloads) w.kube.close();
   }
+}
+
+/** The ENV of the Dockerfile's final stage (`ENV K=V` lines after the last FROM): the image's environment. */
+export function dockerfileEnv(text: string): Record<string, string> {
+  const lines = text.split('\n');
+  const last = lines.map((l) => /^FROM\s/i.test(l.trim())).lastIndexOf(true);
+  const env: Record<string, string> = {};
+  for (const l of lines.slice(last + 1)) {
+    const m = /^ENV\s+([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$/.exec(l.trim());
+    if (m?.[1] !== undefined && m[2] !== undefined) env[m[1]] = m[2];
+  }
+  return env;
 }
 
 function established(o: Json, types: string[]): boolean {
