@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { FetchError } from '../../function/fetch/errors.js';
+import { Layout } from '../../function/fetch/layout.js';
 import type { FetchPlanSource } from '../../function/fetch/plan.js';
 import {
   bytes,
@@ -228,8 +229,20 @@ describe('resume after an interruption', () => {
         resolve(code);
       }),
     );
+    // Killed once the child has durably checkpointed a quarter (what the server sent may
+    // still sit in socket buffers on a loaded machine), at about half of what was served.
+    const checkpoint = new Layout(target, plan.identity).checkpoint('model.bin');
+    const checkpointed = (): number => {
+      try {
+        return (JSON.parse(readFileSync(checkpoint, 'utf8')) as { offset: number }).offset;
+      } catch {
+        return 0;
+      }
+    };
     await until(
-      () => server.bytesServed('/model.bin') >= SIZE / 2 || child.exitCode !== null,
+      () =>
+        (checkpointed() >= SIZE / 4 && server.bytesServed('/model.bin') >= SIZE / 2) ||
+        child.exitCode !== null,
       30_000,
     );
     child.kill('SIGKILL');
