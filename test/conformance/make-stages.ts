@@ -47,6 +47,7 @@ import {
 import { tmpdir } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { Environment } from '@marcbachmann/cel-js';
 import * as prettier from 'prettier';
 import { parse, stringify } from 'yaml';
 import { KIND_MODEL_CACHE_REPLICA } from '../../function/constants.js';
@@ -145,9 +146,58 @@ function isReplica(d: Json): boolean {
   return d['kind'] === KIND_MODEL_CACHE_REPLICA;
 }
 
+const cel = new Environment().registerVariable('object', 'dyn');
+
+/**
+ * The Ready condition provider-kubernetes (v1.2, namespaced Object) sets once it has observed
+ * the remote object: with readiness policy SuccessfulCreate (the default) Available once the
+ * object exists; with DeriveFromCelQuery, Available when the query over the remote object is
+ * true, else Unavailable. Without a remote object (not created yet, or failing to sync) it
+ * sets none.
+ */
+function readyCondition(observed: Json): Json | undefined {
+  const status = observed['status'] as Json | undefined;
+  const remote = (status?.['atProvider'] as Json | undefined)?.['manifest'];
+  if (!isObj(remote)) return undefined;
+  const readiness = (observed['spec'] as Json)['readiness'] as Json | undefined;
+  const policy = readiness?.['policy'] ?? 'SuccessfulCreate';
+  const unavailable = { type: 'Ready', status: 'False', reason: 'Unavailable' };
+  if (policy === 'SuccessfulCreate') return { type: 'Ready', status: 'True', reason: 'Available' };
+  if (policy !== 'DeriveFromCelQuery') {
+    throw new Error(`readiness policy ${JSON.stringify(policy)} is not modelled here`);
+  }
+  try {
+    return cel.evaluate(String(readiness?.['celQuery']), { object: remote }) === true
+      ? { type: 'Ready', status: 'True', reason: 'Available' }
+      : unavailable;
+  } catch (err) {
+    // A query over a field the object lacks (a remote object with no status yet) is an error,
+    // which the provider reports as the Unavailable condition's message.
+    const msg = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+    return {
+      ...unavailable,
+      message: `failed to eval the program: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}`,
+    };
+  }
+}
+
+/** An observed Object with the conditions the provider's observe of its remote object sets. */
+function withReady(observed: Json): Json {
+  const ready = readyCondition(observed);
+  if (ready === undefined) return observed;
+  const status = observed['status'] as Json;
+  const conditions = (status['conditions'] as Json[] | undefined) ?? [];
+  // An observe that read the remote object succeeded: the managed reconciler says Synced.
+  const synced = conditions.some((c) => c['type'] === 'Synced')
+    ? []
+    : [{ type: 'Synced', status: 'True', reason: 'ReconcileSuccess' }];
+  return { ...observed, status: { ...status, conditions: [...synced, ...conditions, ready] } };
+}
+
 /** The Object as provider-kubernetes reports it once the remote object is in `state`. */
 function observe(desired: Json, role: string, state: RoleState | undefined): Json {
-  const keep = (o: Json): Json => ordered(stamped({ ...o, metadata: metadataOf(desired) }));
+  const keep = (o: Json): Json =>
+    ordered(stamped({ ...withReady(o), metadata: metadataOf(desired) }));
   // Not a provider-kubernetes Object (a ModelDeployment's Usage): observed as applied.
   if (!isObj((desired['spec'] as Json | undefined)?.['forProvider'])) return keep(desired);
   const isJob = role.startsWith('fetch-');
