@@ -320,6 +320,15 @@ export class CompositeController {
       this.record(xr, 'Warning', 'ComposeResources', msg);
       return { error: msg };
     }
+    // APIRevisionFetcher.Fetch: the latest revision of the Composition, written to the XR in
+    // an update of its own when it changes (automatic update policy).
+    const revision = this.revisionName();
+    if (str(xr, 'spec', 'crossplane', 'compositionRevisionRef', 'name') !== revision) {
+      const cur = isObj(xr['spec']) ? xr['spec'] : {};
+      const cp = isObj(cur['crossplane']) ? cur['crossplane'] : {};
+      xr['spec'] = { ...cur, crossplane: { ...cp, compositionRevisionRef: { name: revision } } };
+      xr = this.store.update(xr, 'crossplane');
+    }
     const statusBefore = clone(xr['status']);
     let res: ComposeResult;
     try {
@@ -429,6 +438,14 @@ export class CompositeController {
     return unsynced.length + unready.length > 0
       ? { requeue: true }
       : { requeueAfter: this.jitter(this.opts.pollIntervalMs) };
+  }
+
+  /** CompositionRevision names: the Composition's name and a digest of its spec. */
+  private revisionName(): string {
+    const h = createHash('sha256')
+      .update(canonical({ pipeline: this.composition.pipeline }))
+      .digest('hex');
+    return `${this.composition.name}-${h.slice(0, 7)}`;
   }
 
   private seed = 12345;
