@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ANNOTATION_BYTES_DONE, ANNOTATION_BYTES_TOTAL } from '../../constants.js';
+import {
+  ANNOTATION_BYTES_DONE,
+  ANNOTATION_BYTES_TOTAL,
+  ANNOTATION_FETCH_ERROR,
+} from '../../constants.js';
 import type { Json } from '../../k8s/object.js';
 import { observeJob, type JobState } from './observe.js';
 
@@ -40,6 +44,18 @@ describe('observeJob', () => {
       reason: 'a progress report means bytes moved, whatever the counts',
       object: jobObject({ active: 1, ready: 0 }, progress),
       expected: { state: 'running', progress: { bytesDone: 10, bytesTotal: 100 } },
+    },
+    {
+      reason:
+        'a failure line from the cluster is quoted as one bounded line, control characters gone',
+      object: jobObject(
+        { failed: 4, conditions: [{ type: 'Failed', status: 'True' }] },
+        { [ANNOTATION_FETCH_ERROR]: `model.bin: \u001b[31mreset\r\nby peer${'x'.repeat(3000)}` },
+      ),
+      expected: {
+        state: 'failed',
+        message: `model.bin:  [31mreset by peer${'x'.repeat(2048 - 'model.bin:  [31mreset by peer'.length)}…`,
+      },
     },
     {
       reason: 'Complete wins over everything',

@@ -12,7 +12,22 @@ import {
   stringAt,
   type Json,
 } from '../../k8s/object.js';
+import { PROVIDER_ERROR_MAX } from '../../constants.js';
+
+/** The fetch program's own failure line is at most 2,048 characters; status quotes as much. */
+const FETCH_ERROR_MAX = 2048;
 import type { Progress } from '../model.js';
+
+/**
+ * Text from a workload cluster (a fetch error annotation, a provider's error) as a status
+ * message may quote it: one line, no control characters, bounded. The fetch program already
+ * redacts what it writes; this keeps anything else that lands there from breaking a message.
+ */
+export function oneLine(text: string, max = PROVIDER_ERROR_MAX): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is removed
+  const line = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max)}…` : line;
+}
 
 /** What a prefetch Job's observed Object says about the staging. */
 export type JobState =
@@ -43,7 +58,10 @@ export function observeJob(observedObject: Json | undefined): JobState {
     const cond = conditions.find((c) => c.type === 'Failed');
     return {
       state: 'failed',
-      message: annotation(ANNOTATION_FETCH_ERROR) ?? cond?.message ?? cond?.reason ?? 'Job failed',
+      message: oneLine(
+        annotation(ANNOTATION_FETCH_ERROR) ?? cond?.message ?? cond?.reason ?? 'Job failed',
+        FETCH_ERROR_MAX,
+      ),
     };
   }
   // A Job counts Pending pods as active (an unbound claim, a missing Secret or ConfigMap), so

@@ -1,4 +1,4 @@
-import { JOB_UNSYNCED_CALLS_MAX, PROVIDER_ERROR_MAX, REASON } from '../../constants.js';
+import { JOB_UNSYNCED_CALLS_MAX, REASON } from '../../constants.js';
 import {
   conditionsAt,
   objectReady,
@@ -27,20 +27,16 @@ import {
   isJobRole,
   jobRole,
 } from '../roles.js';
-import { claimPhase, holdRoles, observeJob } from './observe.js';
+import { claimPhase, holdRoles, observeJob, oneLine } from './observe.js';
 
 /** A provider's error as a status message may quote it: one line, bounded. */
 function providerError(observedObject: Json | undefined): string | undefined {
   const synced = conditionsAt(observedObject, 'status', 'conditions').find(
     (c) => c.type === 'Synced' && c.status === 'False',
   );
-  if (synced === undefined) return undefined;
-  const line = (synced.message ?? synced.reason ?? 'not synced').replace(
-    // eslint-disable-next-line no-control-regex -- control characters are what is removed
-    /[\u0000-\u001f\u007f]+/g,
-    ' ',
-  );
-  return line.length > PROVIDER_ERROR_MAX ? `${line.slice(0, PROVIDER_ERROR_MAX)}…` : line;
+  return synced === undefined
+    ? undefined
+    : oneLine(synced.message ?? synced.reason ?? 'not synced');
 }
 
 function formatBytes(n: number): string {
