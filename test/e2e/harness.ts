@@ -89,6 +89,8 @@ export class Ctx {
     Map<string, { events: number; managers: Map<string, number> }>
   >();
   private readonly watches: { stop: () => void }[] = [];
+  /** Each replica's sequence of phase/reason as its watch events showed them (issue 11 item 5). */
+  readonly transitions = new Map<string, string[]>();
 
   constructor(
     readonly stack: Stack,
@@ -119,6 +121,15 @@ export class Ctx {
       e.managers.set(who, (e.managers.get(who) ?? 0) + 1);
       perKind.set(key, e);
       this.tally.set(kind, perKind);
+      if (kind === 'ModelCacheReplica') {
+        const st = obj(o['status']);
+        if (typeof st['phase'] === 'string') {
+          const step = `${st['phase']}/${typeof st['reason'] === 'string' ? st['reason'] : ''}`;
+          const seq = this.transitions.get(key) ?? [];
+          if (seq[seq.length - 1] !== step) seq.push(step);
+          this.transitions.set(key, seq);
+        }
+      }
     };
     this.watches.push(stack.cp.watch(OBJECTS, count('Object')));
     for (const k of this.kinds.filter((x) => x.kind !== 'InferenceCluster')) {
@@ -323,6 +334,7 @@ export class Ctx {
   finish(): void {
     for (const w of this.watches) w.stop();
     for (const line of this.eventSummary()) this.note(line);
+    for (const [key, seq] of this.transitions) this.note(`replica ${key}: ${seq.join(' -> ')}`);
     this.report.functionCalls = this.functionCalls();
     if (/WatchCircuitOpen|circuit breaker open/i.test(this.crossplaneLog()))
       this.report.circuitOpened = true;
@@ -448,12 +460,22 @@ export function normalize(v: unknown): unknown {
     const out: Json = {};
     for (const [k, x] of Object.entries(v as Json)) {
       if (k === 'observedGeneration') continue;
-      out[k] = normalize(x);
+      // A hash over the source, whose URL carries the test server's ephemeral port.
+      out[k] =
+        k === 'identity' && typeof x === 'string' && /^[0-9a-f]{64}$/.test(x)
+          ? '<identity>'
+          : normalize(x);
     }
     return out;
   }
   if (typeof v === 'string' && TIME.test(v)) return '<time>';
   if (typeof v === 'string' && UID.test(v)) return '<uid>';
+  if (typeof v === 'string') {
+    // Test servers listen on ephemeral loopback ports; Job names carry the identity's prefix.
+    return v
+      .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
+      .replace(/-fetch-[0-9a-f]{8}\b/g, '-fetch-<identity>');
+  }
   return v;
 }
 

@@ -32,6 +32,16 @@ async function inside(): Promise<number> {
   let passed = 0;
   let failed = 0;
   const sources = new Sources(ROOT);
+  // Interrupted: take the whole stack down (every component leads its own process group).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stdout.write(`\ne2e: ${sig}; stopping the stack\n`);
+      void sources
+        .close()
+        .then(() => stack.down())
+        .finally(() => process.exit(130));
+    });
+  }
   try {
     await stack.up();
     for (const s of picked) {

@@ -131,7 +131,7 @@ const US_EAST: Record<string, ClusterSetup> = {
 };
 const SINGLE = ['providerconfig.yaml', 'inferencecluster.yaml'];
 
-/** Example 1's platform part and its repo on the test hub (slow: weights served at ~640 KiB/s). */
+/** Example 1's platform part and its repo on the test hub (slow: 16 MB of weights at 160 KiB/s each). */
 async function hfSingle(
   ctx: Ctx,
   sources: Sources,
@@ -139,7 +139,7 @@ async function hfSingle(
 ): Promise<{ docs: Json[]; want: Record<string, string>; hub: TestHub }> {
   const example = '1-single-cluster-basic';
   await platform(ctx, example, US_EAST, [...SINGLE, 'secret.yaml']);
-  const files = modelRepo(1, opts.slow ? [3_000_000, 2_000_000] : undefined);
+  const files = modelRepo(1, opts.slow ? [8_000_000, 8_000_000] : undefined);
   const hub = await sources.hub({
     repo: 'meta-llama/Llama-3.1-8B-Instruct',
     files,
@@ -149,7 +149,7 @@ async function hfSingle(
   });
   if (opts.slow) {
     for (const f of files.filter((x) => x.lfs && x.path.endsWith('.safetensors'))) {
-      hub.faults.add(f.path, { kind: 'slow', chunk: 64 * 1024, everyMs: 100 }, { sticky: true });
+      hub.faults.add(f.path, { kind: 'slow', chunk: 16 * 1024, everyMs: 100 }, { sticky: true });
     }
   }
   const docs = ctx.example(`${example}/xr.yaml`, hfEdit(hub.endpoint));
