@@ -71,7 +71,9 @@ async function inside(): Promise<number> {
         process.stdout.write(`   FAIL ${s.name}: ${msg}\n   component logs: ${stack.logs}\n`);
       }
       try {
+        const c0 = Date.now();
         await ctx.cleanup();
+        process.stdout.write(`   cleaned up in ${Math.round((Date.now() - c0) / 1000)} s\n`);
       } catch (err) {
         failed++;
         process.stdout.write(
