@@ -47,6 +47,10 @@ export interface Checkpoint {
   validator?: string;
   /** Bytes known to be on disk (fsynced) at the start of the part file. */
   offset: number;
+  /** Fetched in parts of this many bytes over several connections (see ranged.ts). */
+  partBytes?: number;
+  /** Indices of the parts that are whole and fsynced, in a file fetched in parts. */
+  parts?: number[];
   /** The part is whole and verified; sha256 is its digest. */
   done?: boolean;
   sha256?: string;

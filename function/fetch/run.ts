@@ -16,8 +16,7 @@
 // own files) are never touched. A refetch (new identity) on the same volume therefore
 // needs room for the new files next to the old ones until step 2; the free-space check
 // counts that.
-import { createHash, type Hash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import {
   lstat,
   mkdir,
@@ -58,7 +57,16 @@ import {
   type ManifestFile,
   type Marker,
 } from './layout.js';
+import { Hashes, rehash, writeAll } from './hashing.js';
 import { acquireLock } from './lock.js';
+import {
+  Budget,
+  DEFAULT_RANGE_OPTIONS,
+  RangeIgnoredError,
+  Slots,
+  fetchRanged,
+  type RangeOptions,
+} from './ranged.js';
 import { localHolderGone, type HolderGone } from './pods.js';
 import { unsafePathReason } from './paths.js';
 import type { FetchPlan } from './plan.js';
@@ -72,6 +80,8 @@ export interface RunOptions {
   reporter: Reporter;
   /** Files downloaded at once. */
   concurrency: number;
+  /** Parallel ranged requests within one file, and the bounds on them. */
+  ranges: RangeOptions;
   /**
    * A request that receives nothing for this long is dropped and resumed; also the window
    * over which a body must keep up minBytesPerSecond.
@@ -95,6 +105,7 @@ export interface RunOptions {
 
 export const DEFAULT_RUN_OPTIONS: Omit<RunOptions, 'env' | 'log' | 'reporter'> = {
   concurrency: 6,
+  ranges: DEFAULT_RANGE_OPTIONS,
   ...DEFAULT_REQUEST_LIMITS,
   retry: DEFAULT_RETRY,
   progressIntervalMs: 5_000,
@@ -156,6 +167,8 @@ class Progress {
   done = 0;
   fetched = 0;
   resumed = 0;
+  /** Bytes already on the volume with the listed size and checksum, kept as they are. */
+  kept = 0;
   filesDone = 0;
   constructor(
     readonly total: number,
@@ -323,7 +336,16 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
   const results: Staged[] = [];
   const outcome: { failure?: FetchError } = {};
   let next = 0;
-  const ctx: FileContext = { plan, layout, opts, source, progress, signal: stop.signal };
+  const ctx: FileContext = {
+    plan,
+    layout,
+    opts,
+    source,
+    progress,
+    signal: stop.signal,
+    slots: new Slots(opts.ranges.maxConnections),
+    budget: new Budget(opts.ranges.reorderBytes),
+  };
   const worker = async (): Promise<void> => {
     while (outcome.failure === undefined && !stop.signal.aborted) {
       const file = files[next++];
@@ -381,6 +403,7 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
       bytesTotal: manifest.totalBytes,
       bytesFetched: progress.fetched,
       bytesResumed: progress.resumed,
+      bytesKept: progress.kept,
     },
     'staged',
   );
@@ -455,28 +478,10 @@ interface FileContext {
   source: Source;
   progress: Progress;
   signal: AbortSignal;
-}
-
-class Hashes {
-  readonly sha256: Hash = createHash('sha256');
-  readonly git: Hash | undefined;
-  constructor(file: RemoteFile) {
-    if (file.gitBlobSha1 !== undefined && file.size !== undefined) {
-      this.git = createHash('sha1').update(`blob ${file.size}\0`);
-    }
-  }
-  update(chunk: Uint8Array): void {
-    this.sha256.update(chunk);
-    this.git?.update(chunk);
-  }
-}
-
-/** Re-hash the first `offset` bytes already on disk (local reads are cheap next to the network). */
-async function rehash(path: string, offset: number, hashes: Hashes): Promise<void> {
-  if (offset === 0) return;
-  for await (const chunk of createReadStream(path, { start: 0, end: offset - 1 })) {
-    hashes.update(chunk as Buffer);
-  }
+  /** Requests open at once across every file. */
+  slots: Slots;
+  /** Bytes held ahead of the hash across every file fetched in parts. */
+  budget: Budget;
 }
 
 /** Download (or resume) one file into its part, verify it, and return it ready to publish. */
@@ -506,7 +511,7 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
     const st = await lstat(published).catch(() => undefined);
     if (partStat === undefined && st?.isFile() === true && st.size === ck.offset) {
       const h = new Hashes({ path: file.path });
-      await rehash(published, st.size, h);
+      await rehash(published, 0, st.size, h);
       if (h.sha256.digest('hex') === ck.sha256) {
         progress.done += ck.offset;
         progress.resumed += ck.offset;
@@ -515,7 +520,177 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
     }
     ck = undefined;
   }
+  if (ck === undefined) {
+    const kept = await keptOnVolume(ctx, file);
+    if (kept !== undefined) return kept;
+  }
+  const whole = file.size;
+  if (
+    whole !== undefined &&
+    ctx.source.ranges === true &&
+    opts.ranges.connectionsPerFile > 1 &&
+    whole > opts.ranges.partBytes
+  ) {
+    const staged = await stageInParts(ctx, file, whole, ck, partStat?.isFile() === true);
+    if (staged !== undefined) return staged;
+    ck = undefined;
+  }
+  return stageWhole(ctx, file, ck);
+}
 
+/**
+ * The file as the volume already holds it, when its size and checksum match the listing:
+ * a refetch of an unchanged artifact moves no bytes. Re-hashed here, never trusted from a
+ * manifest; a file without a published checksum is fetched again.
+ */
+async function keptOnVolume(ctx: FileContext, file: RemoteFile): Promise<Staged | undefined> {
+  const expected = file.sha256 ?? file.gitBlobSha1;
+  if (file.size === undefined || expected === undefined) return undefined;
+  if (!(await parentsAreDirectories(ctx.layout.root, file.path))) return undefined;
+  const path = join(ctx.layout.root, file.path);
+  const st = await lstat(path).catch(() => undefined);
+  if (st?.isFile() !== true || st.size !== file.size) return undefined;
+  const h = new Hashes(file);
+  await rehash(path, 0, st.size, h);
+  const sha256 = h.sha256.digest('hex');
+  const got = file.sha256 !== undefined ? sha256 : h.git?.digest('hex');
+  if (got !== expected) return undefined;
+  ctx.progress.done += st.size;
+  ctx.progress.kept += st.size;
+  ctx.opts.log.info(
+    { file: file.path, bytes: st.size },
+    'already on the volume with this size and checksum; kept',
+  );
+  return { file, size: st.size, sha256, part: undefined };
+}
+
+/**
+ * Download (or resume) `file` in parts over several connections. Undefined when the server
+ * ignores ranges: the part and its checkpoint are gone then, for one stream to start over.
+ */
+async function stageInParts(
+  ctx: FileContext,
+  file: RemoteFile,
+  size: number,
+  ck: Checkpoint | undefined,
+  partExists: boolean,
+): Promise<Staged | undefined> {
+  const { layout, progress, opts } = ctx;
+  const partPath = layout.part(file.path);
+  const ckptPath = layout.checkpoint(file.path);
+  const log = opts.log.child({ file: file.path });
+  // O_NOFOLLOW: a link planted since prepare() fails the open instead of being written through.
+  const fh = await open(
+    partPath,
+    partExists
+      ? constants.O_RDWR | constants.O_NOFOLLOW
+      : constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    0o644,
+  );
+  let counted = 0;
+  const forget = async (): Promise<void> => {
+    progress.done -= counted;
+    counted = 0;
+    await fh.truncate(0);
+    await removeIfExists(ckptPath);
+  };
+  try {
+    for (let tries = 0; ; tries++) {
+      let hashes: Hashes;
+      try {
+        hashes = await fetchRanged({
+          file,
+          size,
+          fh,
+          partPath,
+          checkpointPath: ckptPath,
+          previous: tries === 0 && partExists ? ck : undefined,
+          options: opts.ranges,
+          slots: ctx.slots,
+          budget: ctx.budget,
+          limits: requestLimits(opts),
+          open: (offset, end, signal) => ctx.source.open(file, offset, signal, end),
+          retry: (attempt, mark) =>
+            withRetry(opts, ctx.source.secrets, file.path, attempt, ctx.signal, mark),
+          received: (n) => {
+            const capacity = ctx.plan.capacityBytes;
+            if (capacity !== undefined && progress.done + n > capacity) {
+              throw new FetchError(
+                `writing it would exceed the volume's ${capacity} bytes (capacityBytes)`,
+                file.path,
+              );
+            }
+            progress.done += n;
+            progress.fetched += n;
+            counted += n;
+          },
+          resumed: (n) => {
+            progress.done += n;
+            progress.resumed += n;
+            counted += n;
+          },
+          log,
+          signal: ctx.signal,
+        });
+      } catch (err) {
+        if (!(err instanceof RangeIgnoredError) || ctx.signal.aborted) throw err;
+        log.warn('the server ignored a range request; fetching the file over one stream');
+        await forget();
+        await fh.close().catch(() => undefined);
+        await removeIfExists(partPath);
+        return undefined;
+      }
+      const sha256 = hashes.sha256.digest('hex');
+      const git = hashes.git?.digest('hex');
+      const expected = file.sha256 ?? file.gitBlobSha1;
+      const got = file.sha256 !== undefined ? sha256 : git;
+      if (expected === undefined || got === expected) {
+        await fh.sync();
+        const body: Checkpoint = {
+          path: file.path,
+          size,
+          ...(file.validator !== undefined ? { validator: file.validator } : {}),
+          offset: size,
+          done: true,
+          sha256,
+        };
+        await writeAtomic(ckptPath, JSON.stringify(body));
+        return { file, size, sha256, part: partPath };
+      }
+      // Corrupt bytes are never resumed from: drop them, and try once more from zero.
+      await forget();
+      const what = file.sha256 !== undefined ? 'sha256' : 'git blob sha1';
+      if (tries >= 1) {
+        await fh.close().catch(() => undefined);
+        await removeIfExists(partPath);
+        throw new FetchError(
+          `${what} mismatch: expected ${expected}, got ${got ?? '?'}`,
+          file.path,
+        );
+      }
+      log.warn({ expected, got }, `${what} mismatch; downloading the file again`);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+      throw new FetchError('disk full (ENOSPC) while writing', file.path);
+    }
+    throw err;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** Download (or resume) `file` over one stream from the checkpointed offset. */
+async function stageWhole(
+  ctx: FileContext,
+  file: RemoteFile,
+  ck: Checkpoint | undefined,
+): Promise<Staged> {
+  const { layout, progress, opts } = ctx;
+  const partPath = layout.part(file.path);
+  const ckptPath = layout.checkpoint(file.path);
+  const log = opts.log.child({ file: file.path });
+  const partStat = await lstat(partPath).catch(() => undefined);
   // O_NOFOLLOW: a link planted since prepare() fails the open instead of being written through.
   const fh = await open(
     partPath,
@@ -536,7 +711,7 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
     if (ck !== undefined && partStat?.isFile() === true && partStat.size >= ck.offset) {
       st.offset = ck.offset;
       st.lastCheckpoint = ck.offset;
-      await rehash(partPath, st.offset, st.hashes);
+      await rehash(partPath, 0, st.offset, st.hashes);
       if (st.offset > 0) log.info({ offset: st.offset }, 'resuming within the file');
     }
     await fh.truncate(st.offset);
@@ -545,6 +720,7 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
 
     for (let tries = 0; ; tries++) {
       if (file.size === undefined || st.offset < file.size) {
+        const release = await ctx.slots.acquire(ctx.signal);
         await withRetry(
           opts,
           ctx.source.secrets,
@@ -552,10 +728,12 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
           (signal) => transfer(ctx, file, st, signal),
           ctx.signal,
           () => st.offset,
-        ).catch(async (err: unknown) => {
-          await checkpoint(file, st).catch(() => undefined);
-          throw err;
-        });
+        )
+          .catch(async (err: unknown) => {
+            await checkpoint(file, st).catch(() => undefined);
+            throw err;
+          })
+          .finally(release);
       }
       const sha256 = st.hashes.sha256.digest('hex');
       const git = st.hashes.git?.digest('hex');
@@ -721,19 +899,6 @@ async function transfer(
     cancelSilence();
     meter?.stop();
     watch.dispose();
-  }
-}
-
-async function writeAll(fh: FileHandle, chunks: Buffer[], position: number): Promise<void> {
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  // writev: no copy into one buffer; a short write (rare on regular files) finishes plainly.
-  const { bytesWritten } = await fh.writev(chunks, position);
-  if (bytesWritten === total) return;
-  const rest = Buffer.concat(chunks).subarray(bytesWritten);
-  let done = 0;
-  while (done < rest.length) {
-    const r = await fh.write(rest, done, rest.length - done, position + bytesWritten + done);
-    done += r.bytesWritten;
   }
 }
 

@@ -37,6 +37,7 @@ export function httpSource(
   return {
     describe: where(plan.url),
     secrets: token ? [token] : [],
+    ranges: true,
 
     async list(signal): Promise<Listing> {
       // A one-byte ranged GET instead of HEAD: presigned URLs are often signed for GET only,
@@ -71,15 +72,15 @@ export function httpSource(
       return { files: [file] };
     },
 
-    async open(file, offset, signal): Promise<OpenedBody> {
+    async open(file, offset, signal, end): Promise<OpenedBody> {
       const headers: Record<string, string> = { ...base };
-      if (offset > 0) {
-        headers['range'] = `bytes=${offset}-`;
+      if (offset > 0 || end !== undefined) {
+        headers['range'] = `bytes=${offset}-${end !== undefined ? String(end - 1) : ''}`;
         // The server answers 200 with the whole (new) body when the object changed.
         if (file.validator !== undefined) headers['if-range'] = file.validator;
       }
       const res = await guardedFetch(signal)(plan.url, { headers });
-      if (res.status === 206 && offset > 0) {
+      if (res.status === 206 && (offset > 0 || end !== undefined)) {
         const start = contentRangeStart(res.headers.get('content-range'));
         if (start !== offset) {
           await res.body?.cancel().catch(() => undefined);
@@ -87,7 +88,7 @@ export function httpSource(
             `asked for bytes from ${offset}, the server sent a range from ${String(start)}`,
           );
         }
-        return { start: offset, body: nodeBody(res.body) };
+        return { start: offset, body: nodeBody(res.body), partial: true };
       }
       if (res.status === 200) return { start: 0, body: nodeBody(res.body) };
       throw await statusError(res, plan.url);

@@ -84,6 +84,7 @@ export function huggingFaceSource(
   return {
     describe: `hf://${plan.repo}@${plan.revision} from ${where(hubUrl)}`,
     secrets: token !== undefined ? [token] : [],
+    ranges: true,
 
     async list(signal): Promise<Listing> {
       const fetch = guardedFetch(signal, withToken(baseFetch), requests);
@@ -125,7 +126,7 @@ export function huggingFaceSource(
       return { resolvedRevision: sha, files };
     },
 
-    async open(file, offset, signal): Promise<OpenedBody> {
+    async open(file, offset, signal, end): Promise<OpenedBody> {
       if (commit === undefined) throw new Error('open() before list()');
       const url = `${hubUrl}/${plan.repo}/resolve/${commit}/${encodePath(file.path)}`;
       // WebBlob reports failures as bare strings; the wrapper keeps the real response or
@@ -154,7 +155,7 @@ export function huggingFaceSource(
         downloadInfo: { size, etag: file.validator ?? '', url },
       });
       if (blob === null) throw new FetchError(`not found in ${plan.repo}@${commit}`);
-      const stream = blob.slice(offset, size).stream();
+      const stream = blob.slice(offset, end ?? size).stream();
       const res = await responded;
       if (!res.ok) {
         await stream.cancel().catch(() => undefined);
@@ -170,7 +171,7 @@ export function huggingFaceSource(
           );
         }
       }
-      return { start, body: nodeBody(stream) };
+      return { start, body: nodeBody(stream), partial: res.status === 206 };
     },
   };
 }

@@ -127,6 +127,7 @@ export function s3Source(
   return {
     describe: `s3://${plan.bucket}/${plan.prefix}${plan.endpoint !== undefined ? ` at ${redactUrls(plan.endpoint)}` : ''}`,
     secrets,
+    ranges: true,
 
     async list(signal): Promise<Listing> {
       const objects: { key: string; path: string; size: number; etag?: string; sha: boolean }[] =
@@ -194,7 +195,7 @@ export function s3Source(
       return { files };
     },
 
-    async open(file, offset, signal): Promise<OpenedBody> {
+    async open(file, offset, signal, end): Promise<OpenedBody> {
       const key = keys.get(file.path);
       if (key === undefined) throw new Error(`open() of ${file.path} before list()`);
       try {
@@ -202,15 +203,18 @@ export function s3Source(
           new GetObjectCommand({
             Bucket: plan.bucket,
             Key: key,
-            ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}),
+            ...(offset > 0 || end !== undefined
+              ? { Range: `bytes=${offset}-${end !== undefined ? String(end - 1) : ''}` }
+              : {}),
             // Every range comes from the object version that was listed.
             ...(file.validator !== undefined ? { IfMatch: file.validator } : {}),
           }),
           { abortSignal: signal },
         );
         const body = res.Body as Readable | undefined;
-        const start = offset > 0 && res.ContentRange === undefined ? 0 : offset;
-        return { start, body: body ?? Readable.from([]) };
+        const partial = res.ContentRange !== undefined;
+        const start = offset > 0 && !partial ? 0 : offset;
+        return { start, body: body ?? Readable.from([]), partial };
       } catch (err) {
         const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata
           ?.httpStatusCode;

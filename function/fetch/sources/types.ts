@@ -24,6 +24,8 @@ export interface OpenedBody {
   /** Byte offset the body starts at: the requested one, or 0 when the server ignored the range. */
   start: number;
   body: AsyncIterable<Uint8Array>;
+  /** True when the server answered with the range asked for (206), not the whole body. */
+  partial?: boolean;
 }
 
 export interface Source {
@@ -33,6 +35,14 @@ export interface Source {
   readonly secrets: readonly string[];
   /** Resolve the revision and list every file with its size and digest where known. */
   list(signal: AbortSignal): Promise<Listing>;
-  /** Stream `file` from byte `offset`; errors are classified by the engine for retries. */
-  open(file: RemoteFile, offset: number, signal: AbortSignal): Promise<OpenedBody>;
+  /**
+   * Whether open() honours an `end`: the engine then fetches parts of one file over
+   * several connections at once.
+   */
+  readonly ranges?: boolean;
+  /**
+   * Stream `file` from byte `offset`, up to `end` (exclusive) when given; errors are
+   * classified by the engine for retries.
+   */
+  open(file: RemoteFile, offset: number, signal: AbortSignal, end?: number): Promise<OpenedBody>;
 }
