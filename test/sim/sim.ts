@@ -600,6 +600,7 @@ export class Sim {
     const ns = xr.metadata.namespace ?? NS;
     const replicas = this.replicas(xr.metadata.name, ns);
     for (const e of this.clustersOf(xr.metadata.name, ns).values()) {
+      if (e.phase === 'Ready') this.noteReady(`${ns}/${xr.metadata.name}/${e.name}`, 'cache');
       if (e.phase !== 'Ready' || e.reason !== 'Staged') continue;
       const r = replicas.get(e.name);
       if (!r || r.phase !== 'Ready') {
@@ -624,10 +625,34 @@ export class Sim {
   /** Each replica's (phase/reason) sequence, by `<namespace>/<cache>` then cluster. */
   private readonly history = new Map<string, Map<string, string[]>>();
 
+  /** When each replica, and its cache's entry, first said Ready: `<ns>/<cache>/<cluster>`. */
+  private readonly firstReady = new Map<string, { replica?: number; cache?: number }>();
+
+  private noteReady(key: string, who: 'replica' | 'cache'): void {
+    const e = this.firstReady.get(key) ?? {};
+    e[who] ??= this.clock.now();
+    this.firstReady.set(key, e);
+  }
+
+  /**
+   * Virtual ms between a replica first saying Ready and its cache first saying so for that
+   * cluster (how long the aggregate lags), by cluster; clusters not Ready on both are left out.
+   */
+  readyLag(name: string, namespace = NS): Record<string, number> {
+    const prefix = `${namespace}/${name}/`;
+    const out: Record<string, number> = {};
+    for (const [k, e] of this.firstReady) {
+      if (!k.startsWith(prefix) || e.replica === undefined || e.cache === undefined) continue;
+      out[k.slice(prefix.length)] = e.cache - e.replica;
+    }
+    return out;
+  }
+
   private recordTransition(r: KObject): void {
     const v = replicaView(r);
     if (!v) return;
     const cache = `${r.metadata.namespace ?? NS}/${str(r, 'spec', 'cacheRef', 'name') ?? ''}`;
+    if (v.phase === 'Ready') this.noteReady(`${cache}/${v.cluster}`, 'replica');
     let byCluster = this.history.get(cache);
     if (!byCluster) this.history.set(cache, (byCluster = new Map<string, string[]>()));
     const seq = byCluster.get(v.cluster) ?? [];

@@ -645,6 +645,10 @@ export const fanOut: Scenario = {
     const bytes = Buffer.byteLength(JSON.stringify(cache));
     const responsive = sim.condition(sim.cacheRef('llama'), 'Responsive');
     const cacheKey = sim.key(sim.cacheRef('llama'));
+    const lag = sim.readyLag('llama');
+    ctx.notes.push(
+      `the cache said Ready ${reachable.map((c) => `${Math.round((lag[c] ?? NaN) / 1000)} s`).join(', ')} after the replicas of ${reachable.join(', ')} (virtual)`,
+    );
     ctx.notes.push(
       `every replica reported after ${reportedAfter}; unreachable clusters report ${far0 ?? '?'} ("${sim.replica('llama', far[0] ?? '')?.message ?? ''}")`,
     );

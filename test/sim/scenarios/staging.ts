@@ -59,6 +59,10 @@ export const healthyFleet: Scenario = {
       'AllClustersStaged',
       'ArtifactReady reason',
     );
+    const lag = sim.readyLag('llama');
+    ctx.notes.push(
+      `the cache said Ready ${all.map((c) => `${Math.round((lag[c] ?? NaN) / 1000)} s`).join(', ')} after the replicas of ${all.join(', ')} (virtual)`,
+    );
     ctx.notes.push(
       `transitions: ${Object.entries(sim.transitions('llama'))
         .sort()
