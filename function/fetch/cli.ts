@@ -33,6 +33,10 @@ export const ENV_TUNING = {
   retryBaseMs: 'MODELCACHE_FETCH_RETRY_BASE_MS',
   progressIntervalMs: 'MODELCACHE_FETCH_PROGRESS_INTERVAL_MS',
   debug: 'MODELCACHE_FETCH_DEBUG',
+  partMiB: 'MODELCACHE_FETCH_PART_MIB',
+  connectionsPerFile: 'MODELCACHE_FETCH_CONNECTIONS_PER_FILE',
+  maxConnections: 'MODELCACHE_FETCH_MAX_CONNECTIONS',
+  reorderMiB: 'MODELCACHE_FETCH_REORDER_MIB',
 } as const;
 
 export function createFetchLogger(debug: boolean, destination?: DestinationStream): Logger {
@@ -78,6 +82,10 @@ function positive(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
+function mib(n: number | undefined): number | undefined {
+  return n === undefined ? undefined : Math.max(1, Math.floor(n * 1024 * 1024));
+}
+
 export function optionsFromEnv(
   env: NodeJS.ProcessEnv,
 ): Omit<RunOptions, 'env' | 'log' | 'reporter'> {
@@ -89,6 +97,16 @@ export function optionsFromEnv(
     minBytesPerSecond: positive(env, ENV_TUNING.minBytesPerSecond) ?? d.minBytesPerSecond,
     requestTimeoutMs: deadline !== undefined ? deadline * 1000 : d.requestTimeoutMs,
     concurrency: Math.floor(positive(env, ENV_TUNING.concurrency) ?? d.concurrency),
+    ranges: {
+      partBytes: mib(positive(env, ENV_TUNING.partMiB)) ?? d.ranges.partBytes,
+      connectionsPerFile: Math.floor(
+        positive(env, ENV_TUNING.connectionsPerFile) ?? d.ranges.connectionsPerFile,
+      ),
+      maxConnections: Math.floor(
+        positive(env, ENV_TUNING.maxConnections) ?? d.ranges.maxConnections,
+      ),
+      reorderBytes: mib(positive(env, ENV_TUNING.reorderMiB)) ?? d.ranges.reorderBytes,
+    },
     stallTimeoutMs: stall !== undefined ? stall * 1000 : d.stallTimeoutMs,
     progressIntervalMs: positive(env, ENV_TUNING.progressIntervalMs) ?? d.progressIntervalMs,
     retry: {

@@ -5,6 +5,7 @@
 // catches up, so memory stays bounded whatever the file size, and no byte is read back
 // from the volume except the parts an earlier, interrupted run completed.
 import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 
 import type { Logger } from 'pino';
 
@@ -183,6 +184,22 @@ class Part {
 const WRITE_BATCH = 4 << 20;
 
 /**
+ * End a body nobody will read. A stream is destroyed, and what it reports later (the abort
+ * of the request under it) is dropped; a bare iterator's return() before its first next()
+ * would leave the stream open, erroring later with no listener.
+ */
+function discard(body: AsyncIterable<Uint8Array>): void {
+  if (body instanceof Readable) {
+    body.on('error', () => undefined);
+    body.destroy();
+    return;
+  }
+  void body[Symbol.asyncIterator]()
+    .return?.()
+    .catch(() => undefined);
+}
+
+/**
  * Fetch `r.file` in parts and return its hashes, computed in order. Parts recorded complete
  * by an earlier run are kept (and hashed from the volume); the others are fetched again
  * from their start. Throws RangeIgnoredError when the server does not honour ranges.
@@ -274,7 +291,7 @@ export async function fetchRanged(r: RangedFile): Promise<Hashes> {
       const opened = await r.open(from, part.end, watch.signal);
       cancelSilence();
       if (opened.partial !== true || opened.start !== from) {
-        await opened.body[Symbol.asyncIterator]().return?.(); // its bytes are not wanted
+        discard(opened.body);
         throw new RangeIgnoredError(r.file.path);
       }
       meter = new Throughput(r.limits, watch);

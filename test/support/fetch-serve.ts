@@ -54,16 +54,23 @@ export interface ServedRequest {
 export class FaultBook {
   private readonly queues = new Map<string, { fault: Fault; sticky: boolean }[]>();
 
-  add(path: string, fault: Fault, opts: { sticky?: boolean; times?: number } = {}): void {
-    const q = this.queues.get(path) ?? [];
+  /** `range`: the fault waits for a request with exactly this Range header. */
+  add(
+    path: string,
+    fault: Fault,
+    opts: { sticky?: boolean; times?: number; range?: string } = {},
+  ): void {
+    const key = opts.range !== undefined ? `${path}\0${opts.range}` : path;
+    const q = this.queues.get(key) ?? [];
     for (let i = 0; i < (opts.times ?? 1); i++) q.push({ fault, sticky: opts.sticky ?? false });
-    this.queues.set(path, q);
+    this.queues.set(key, q);
   }
 
   /** The next fault for a request; the one-byte size probes clients send first never take one. */
   take(path: string, range?: string): Fault | undefined {
     if (range === 'bytes=0-0') return undefined;
-    const q = this.queues.get(path);
+    const ranged = range !== undefined ? this.queues.get(`${path}\0${range}`) : undefined;
+    const q = ranged !== undefined && ranged.length > 0 ? ranged : this.queues.get(path);
     const head = q?.[0];
     if (head === undefined) return undefined;
     if (!head.sticky) q?.shift();
