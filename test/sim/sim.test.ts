@@ -298,6 +298,45 @@ describe("Crossplane's watch circuit breaker", () => {
   });
 });
 
+describe("the XR controller's watches", () => {
+  it('charge the breaker twice for an update (old and new object mapped), once for a create', () => {
+    const clock = new VirtualClock();
+    const store = new Store('cp', clock);
+    store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
+    const ctl = new CompositeController(
+      clock,
+      store,
+      { run: () => Promise.reject(new Error('not called')) },
+      {
+        name: 'c',
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'ModelCache',
+        pipeline: [],
+      },
+      new EventLog(clock),
+      { realtime: true, pollIntervalMs: 60_000, faults: { failFetches: new Map() } },
+    );
+    const xr = store.create({
+      apiVersion: 'modelplane.ai/v1alpha1',
+      kind: 'ModelCache',
+      metadata: { name: 'p', namespace: 'ns' },
+      spec: {
+        crossplane: { resourceRefs: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'cm' }] },
+      },
+    });
+    const cm = store.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'cm', namespace: 'ns' },
+      data: { a: '1' },
+    });
+    store.update({ ...cm, data: { a: '2' } });
+    expect([...ctl.breaker.counted]).toEqual([
+      [`modelplane.ai/ModelCache/ns/${xr.metadata.name}`, 4],
+    ]);
+  });
+});
+
 describe('an XR composing another XR', () => {
   it('the composed XR gets its own reconciles, requirements and status; its parent observes them', async () => {
     const clock = new VirtualClock();

@@ -159,27 +159,35 @@ export class CompositeController {
       maxMs: 30_000,
     });
     store.watch((ev) => {
-      const deleting = ev.obj.metadata.deletionTimestamp !== undefined;
       const o = ev.obj;
-      const source = `${o.kind}/${o.metadata.name}${o.metadata.namespace !== undefined ? ` (${o.metadata.namespace})` : ''}`;
-      // Watch on the XR kind itself (SelfMapFunc, through NewSelfDeleteResetMapFunc and the
-      // breaker's NewMapFunc).
-      if (
-        o.kind === composition.kind &&
-        groupOf(o.apiVersion) === groupOf(composition.apiVersion)
-      ) {
-        const key = keyOf(refOf(o));
-        this.index(key, ev.type === 'DELETED' ? undefined : o);
-        if (deleting) this.breaker.reset(key);
-        if (this.breaker.admit(key, source, deleting)) this.queue.enqueue(key);
+      const self =
+        o.kind === composition.kind && groupOf(o.apiVersion) === groupOf(composition.apiVersion);
+      if (self) this.index(keyOf(refOf(o)), ev.type === 'DELETED' ? undefined : o);
+      if (!self && !opts.realtime) return;
+      // controller-runtime's EnqueueRequestsFromMapFunc maps an update's old AND new object
+      // (pkg/handler/enqueue_mapped.go), so the breaker's map function records an update twice;
+      // creates and deletes once. Requests are then deduplicated.
+      const seen = ev.type === 'MODIFIED' && ev.old ? [ev.old, o] : [o];
+      const admitted = new Set<string>();
+      for (const x of seen) {
+        const deleting = x.metadata.deletionTimestamp !== undefined;
+        const source = `${x.kind}/${x.metadata.name}${x.metadata.namespace !== undefined ? ` (${x.metadata.namespace})` : ''}`;
+        // Watch on the XR kind itself (SelfMapFunc, through NewSelfDeleteResetMapFunc and the
+        // breaker's NewMapFunc).
+        if (self) {
+          const key = keyOf(refOf(x));
+          if (deleting) this.breaker.reset(key);
+          if (this.breaker.admit(key, source, deleting)) admitted.add(key);
+        }
+        // Realtime compositions: a composed resource's events enqueue every XR whose
+        // resourceRefs name it (CompositeResourcesMapFunc over the resourceRefs index). A
+        // composed XR is watched by its own kind's controller above and by its parent's here.
+        if (!opts.realtime) continue;
+        for (const key of this.byRef.get(keyOf(refOf(x))) ?? []) {
+          if (this.breaker.admit(key, source, deleting)) admitted.add(key);
+        }
       }
-      // Realtime compositions: a composed resource's events enqueue every XR whose
-      // resourceRefs name it (CompositeResourcesMapFunc over the resourceRefs index). A
-      // composed XR is watched by its own kind's controller above and by its parent's here.
-      if (!opts.realtime) return;
-      for (const key of this.byRef.get(keyOf(refOf(o))) ?? []) {
-        if (this.breaker.admit(key, source, deleting)) this.queue.enqueue(key);
-      }
+      for (const key of admitted) this.queue.enqueue(key);
     });
   }
 
