@@ -14,6 +14,9 @@
 # util-linux (unshare, mount), and root for the e2e suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Goldens are regenerated locally and reviewed, never here: test/support/golden.ts refuses
+# UPDATE_GOLDEN=1 when CI is set.
+export CI="${CI:-1}"
 
 echo "== toolchain"
 node --version
@@ -51,6 +54,8 @@ npm run build
 
 echo "== test (README: npm test)"
 npm test
+echo "== goldens: every file under test/golden compared by a test"
+npx tsx test/check-goldens.ts
 
 # >>> fleet simulation (issue 6) >>>
 # The fault scenarios: a simulated Crossplane control plane, provider-kubernetes and workload
@@ -99,4 +104,13 @@ npm run test:e2e
 if [[ "${1:-}" == "--long" || "${CI_LONG:-}" == "1" ]]; then
   echo "== fuzz, long mode"
   npm run test:fuzz
+fi
+
+# Nothing the suite ran may leave the tree changed: a test that writes a fixture, a golden or a
+# generated file into the repository is a test whose expectation moved under it.
+echo "== the tree is as checked out"
+if [ -n "$(git status --porcelain 2>/dev/null)" ]; then
+  git status --porcelain
+  echo "the suite changed the tree (above): a test wrote into the repository" >&2
+  exit 1
 fi
