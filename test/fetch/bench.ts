@@ -1,11 +1,16 @@
-// `npm run bench:fetch`: throughput of the fetch program over loopback next to the
-// official `hf download` on the same synthetic repo, and a raw baseline (curl piped
-// through sha256sum to disk), as ratios from one run. Also S3 (moto) next to curl.
+// `npm run bench:fetch`: throughput of the fetch program on a throttled network next to the
+// downloaders users would reach for, on the same files, as ratios from one run. The test
+// hub and its CDN pace every connection and add a round trip before every answer
+// (fetch-serve.ts), so opening many ranged connections pays off as it does on a WAN.
 //
-//   BENCH_GIB (default 2)      size of the synthetic Hugging Face repo
-//   BENCH_S3_GIB (default 1)   size of the S3 set (moto keeps objects in memory)
+//   BENCH_RTT_MS (default 30), BENCH_CONN_MIBPS (default 40)   the network profile
+//   BENCH_LARGE_GIB (default 1)    one large single file
+//   BENCH_SHARDS (default 4), BENCH_SHARD_MIB (default 256)     a sharded repo
+//   BENCH_S3_GIB (default 0.5)     S3 (moto, not paced: moto is a Python server)
+// Anchors: `hf download` (the pinned venv), `aria2c -x16 -s16` (Debian's aria2; installed
+// with apt-get when missing and this runs as root, else skipped), one curl per file.
 // Not a test: numbers depend on the machine; the ratios are what to read.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import {
   closeSync,
@@ -15,6 +20,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +30,8 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 import { planFor } from '../support/fetch-harness.js';
-import { startTestHub, type HubFile } from '../support/fetch-hub.js';
+import { startTestHub, type HubFile, type TestHub } from '../support/fetch-hub.js';
+import { setNetworkProfile } from '../support/fetch-serve.js';
 import { pythonTool, startMoto } from '../support/fetch-python.js';
 
 const exec = promisify(execFile);
@@ -33,12 +40,17 @@ const BUILT = 'dist/function/fetch/main.js';
 const PROGRAM = existsSync(BUILT) ? [BUILT] : ['--import', 'tsx', 'function/fetch/main.ts'];
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
-const hfGib = Number(process.env['BENCH_GIB'] ?? '2');
-const s3Gib = Number(process.env['BENCH_S3_GIB'] ?? '1');
+const num = (name: string, d: number): number => Number(process.env[name] ?? String(d));
+const rttMs = num('BENCH_RTT_MS', 30);
+const connMiBps = num('BENCH_CONN_MIBPS', 40);
+const largeGib = num('BENCH_LARGE_GIB', 1);
+const shards = num('BENCH_SHARDS', 4);
+const shardMib = num('BENCH_SHARD_MIB', 256);
+const s3Gib = num('BENCH_S3_GIB', 0.5);
 const started = Date.now();
 const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(0)}s`;
 
-function synth(dir: string, name: string, size: number): HubFile & { sha256: string } {
+function synth(dir: string, name: string, size: number): Synth {
   const path = join(dir, name);
   mkdirSync(join(path, '..'), { recursive: true });
   const fd = openSync(path, 'w');
@@ -59,55 +71,79 @@ function synth(dir: string, name: string, size: number): HubFile & { sha256: str
   };
 }
 
-async function timed(label: string, bytes: number, fn: () => Promise<unknown>): Promise<number> {
+interface Figure {
+  mibps: number;
+  cpuPerGib: number;
+}
+
+/**
+ * Run `argv` through bash and read its children's user+sys CPU from `times`: the tool's
+ * own CPU, whatever processes it starts.
+ */
+async function measured(
+  label: string,
+  bytes: number,
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Figure> {
   const t0 = process.hrtime.bigint();
-  await fn();
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  const mbps = bytes / MIB / s;
-  console.log(
-    `  ${label.padEnd(34)} ${s.toFixed(2).padStart(7)} s  ${mbps.toFixed(0).padStart(6)} MiB/s`,
+  const { stdout } = await exec(
+    'bash',
+    ['--norc', '--noprofile', '-c', '"$@" >/dev/null 2>&1 || exit $?; times', 'bash', ...argv],
+    { env: { PATH: process.env['PATH'] ?? '', ...env }, maxBuffer: 1 << 20 },
   );
-  return mbps;
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const line = stdout.trim().split('\n').at(-1) ?? '';
+  const cpu = [...line.matchAll(/(\d+)m([\d.]+)s/g)].reduce(
+    (n, m) => n + Number(m[1]) * 60 + Number(m[2]),
+    0,
+  );
+  const f = { mibps: bytes / MIB / s, cpuPerGib: cpu / (bytes / GIB) };
+  console.log(
+    `  ${label.padEnd(34)} ${s.toFixed(2).padStart(7)} s  ${f.mibps.toFixed(0).padStart(6)} MiB/s  ${f.cpuPerGib.toFixed(2).padStart(6)} CPU s/GiB`,
+  );
+  return f;
 }
 
-function runProgram(plan: unknown, env: NodeJS.ProcessEnv = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, PROGRAM, {
-      env: {
-        PATH: process.env['PATH'] ?? '',
-        NODE_NO_WARNINGS: '1',
-        MODELCACHE_PLAN: JSON.stringify(plan),
-        ...env,
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    child.once('exit', (code) => {
-      if (code === 0) resolve();
-      else reject(new Error(`fetch program exited ${String(code)}`));
-    });
-  });
+/** The program as the Job runs it, on `plan`. */
+function program(plan: unknown): string[] {
+  return ['env', `MODELCACHE_PLAN=${JSON.stringify(plan)}`, process.execPath, ...PROGRAM];
 }
 
-/** curl | tee file | sha256sum for every URL at once: the raw floor of fetch + hash + write. */
-async function curlBaseline(urls: { url: string; out: string }[], curlArgs = ''): Promise<void> {
+/** curl | tee file | sha256sum for every URL at once: one connection per file, hashed. */
+function curlScript(urls: { url: string; out: string }[], curlArgs = ''): string {
   const script = urls
     .map(
-      (_, i) =>
-        `(set -o pipefail; curl -sfL ${curlArgs} "$U${i}" | tee "$O${i}" | sha256sum > "$O${i}.sha256") & P${i}=$!`,
+      (u) =>
+        `(set -o pipefail; curl -sfL ${curlArgs} '${u.url}' | tee '${u.out}' | sha256sum > '${u.out}.sha256') & pids="$pids $!"`,
     )
     .join('\n');
-  const waits = urls.map((_, i) => `wait $P${i}`).join('\n');
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '' };
-  urls.forEach((u, i) => {
-    env[`U${i}`] = u.url;
-    env[`O${i}`] = u.out;
-  });
-  await exec('bash', ['--norc', '--noprofile', '-c', `set -e\n${script}\n${waits}`], { env });
+  return `set -e\npids=""\n${script}\nfor p in $pids; do wait $p; done`;
+}
+
+async function checkCurl(urls: { url: string; out: string }[]): Promise<void> {
   for (const u of urls) {
     const got = readFileSync(`${u.out}.sha256`, 'utf8').split(' ')[0];
-    if (got !== (await sha(u.out)))
-      throw new Error(`raw baseline: ${u.url} wrote a different file`);
+    if (got !== (await sha(u.out))) throw new Error(`curl: ${u.url} wrote a different file`);
   }
+}
+
+/** aria2c from Debian: on PATH, else apt-get install when root, else undefined (skipped). */
+async function aria2(): Promise<string | undefined> {
+  const found = await exec('bash', ['-c', 'command -v aria2c']).then(
+    (r) => r.stdout.trim(),
+    () => '',
+  );
+  if (found !== '') return found;
+  if (process.getuid?.() !== 0) {
+    console.log('  (aria2c is not installed and this is not root: the aria2c anchor is skipped)');
+    return undefined;
+  }
+  console.log('  installing aria2 from Debian (apt-get install -y aria2)');
+  await exec('apt-get', ['install', '-y', '-q', 'aria2'], { maxBuffer: 16 << 20 }).catch(
+    () => undefined,
+  );
+  return existsSync('/usr/bin/aria2c') ? '/usr/bin/aria2c' : undefined;
 }
 
 async function sha(file: string): Promise<string> {
@@ -116,71 +152,189 @@ async function sha(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-async function main(): Promise<void> {
-  const root = join(tmpdir(), `modelcache-bench-${process.pid}`);
-  const data = join(root, 'data');
-  mkdirSync(data, { recursive: true });
-  try {
-    console.log(
-      `modelcache fetch benchmark: ${hfGib} GiB Hugging Face repo, ${s3Gib} GiB S3 set, loopback`,
-    );
-    const shard = Math.floor((hfGib * GIB) / 4);
-    const files = [
-      synth(data, 'config.json', 4096),
-      ...[1, 2, 3, 4].map((i) => synth(data, `model-0000${i}-of-00004.safetensors`, shard)),
-    ];
-    const total = files.reduce((n, f) => n + (f.bytes as { size: number }).size, 0);
-    const hub = await startTestHub({ repo: 'bench/synthetic', files });
-    const hf = pythonTool('hf');
+type Synth = HubFile & { sha256: string; bytes: { file: string; size: number } };
 
-    console.log(`\nHugging Face (${(total / GIB).toFixed(2)} GiB, ${files.length} files)`);
-    const ours = await timed('modelcache fetch (huggingFace)', total, () =>
-      runProgram(
-        planFor(
-          {
-            type: 'huggingFace',
-            repo: 'bench/synthetic',
-            revision: 'main',
-            endpoint: hub.endpoint,
-          },
-          mkdirp(join(root, 'ours')),
-        ),
-      ),
+function urlOf(hub: TestHub, repo: string, f: Synth): string {
+  return `${hub.endpoint}/${repo}/resolve/${hub.commit}/${f.path}`;
+}
+
+/** Every tool on one repo; returns the figures by tool. */
+async function shape(
+  root: string,
+  title: string,
+  repo: string,
+  files: Synth[],
+  aria2c: string | undefined,
+): Promise<Map<string, Figure>> {
+  const total = files.reduce((n, f) => n + f.bytes.size, 0);
+  const hub = await startTestHub({ repo, files });
+  const out = new Map<string, Figure>();
+  console.log(`\n${title} (${(total / GIB).toFixed(2)} GiB, ${files.length} files)`);
+  const check = async (dir: string, who: string): Promise<void> => {
+    for (const f of files) {
+      if ((await sha(join(dir, f.path))) !== f.sha256) throw new Error(`${who}: ${f.path} differs`);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ours = mkdirp(join(root, 'ours'));
+    const plan = planFor(
+      { type: 'huggingFace', repo, revision: 'main', endpoint: hub.endpoint },
+      ours,
     );
-    const theirs = await timed('hf download', total, () =>
-      exec(hf, ['download', 'bench/synthetic', '--local-dir', mkdirp(join(root, 'hf'))], {
-        env: {
-          PATH: process.env['PATH'] ?? '',
+    out.set('modelcache', await measured('modelcache fetch', total, program(plan), {}));
+    await check(ours, 'modelcache');
+
+    const hfDir = mkdirp(join(root, 'hf'));
+    out.set(
+      'hf download',
+      await measured(
+        'hf download',
+        total,
+        [pythonTool('hf'), 'download', repo, '--local-dir', hfDir],
+        {
           HOME: root,
           HF_HOME: join(root, 'hf-home'),
           HF_ENDPOINT: hub.endpoint,
           HF_HUB_DISABLE_TELEMETRY: '1',
           HF_HUB_DISABLE_XET: '1',
         },
-      }),
-    );
-    const rawDir = mkdirp(join(root, 'raw'));
-    const raw = await timed('curl | sha256sum > file (raw)', total, () =>
-      curlBaseline(
-        files.map((f, i) => ({
-          url: f.lfs
-            ? `${hub.cdn}/lfs/${f.sha256}?X-Amz-Signature=x`
-            : `${hub.endpoint}/bench/synthetic/resolve/${hub.commit}/${f.path}`,
-          out: join(rawDir, String(i)),
-        })),
       ),
     );
-    for (const f of files) {
-      if ((await sha(join(root, 'ours', f.path))) !== f.sha256)
-        throw new Error(`ours: ${f.path} differs`);
-    }
-    await hub.close();
-    rmSync(join(root, 'hf'), { recursive: true, force: true });
-    rmSync(rawDir, { recursive: true, force: true });
-    rmSync(join(root, 'ours'), { recursive: true, force: true });
+    rmSync(join(root, 'hf-home'), { recursive: true, force: true });
+    await check(hfDir, 'hf download');
 
-    console.log(`\nS3 (moto, ${s3Gib} GiB, 4 objects; uploading at ${elapsed()})`);
-    const moto = await startMoto();
+    if (aria2c !== undefined) {
+      const dir = mkdirp(join(root, 'aria2'));
+      const list = join(root, 'aria2.txt');
+      writeFileSync(
+        list,
+        files
+          .map((f) => `${urlOf(hub, repo, f)}\n  out=${f.path}\n  checksum=sha-256=${f.sha256}\n`)
+          .join(''),
+      );
+      out.set(
+        'aria2c -x16',
+        await measured(
+          'aria2c -x16 -s16 (checksum on)',
+          total,
+          [
+            aria2c,
+            '-x16',
+            '-s16',
+            '-k1M',
+            '-j8',
+            '--file-allocation=none',
+            '--console-log-level=error',
+            '--summary-interval=0',
+            '-d',
+            dir,
+            '-i',
+            list,
+          ],
+          {},
+        ),
+      );
+      await check(dir, 'aria2c');
+    }
+
+    const rawDir = mkdirp(join(root, 'raw'));
+    const urls = files.map((f, i) => ({ url: urlOf(hub, repo, f), out: join(rawDir, String(i)) }));
+    out.set(
+      'curl',
+      await measured(
+        'curl | sha256sum > file, per file',
+        total,
+        ['bash', '-c', curlScript(urls)],
+        {},
+      ),
+    );
+    await checkCurl(urls);
+    rmSync(rawDir, { recursive: true, force: true });
+  } finally {
+    await hub.close();
+  }
+  return out;
+}
+
+function ratios(name: string, figures: Map<string, Figure>): void {
+  const ours = figures.get('modelcache');
+  if (ours === undefined) return;
+  for (const [tool, f] of figures) {
+    if (tool === 'modelcache') continue;
+    console.log(
+      `  ${name.padEnd(9)} modelcache / ${tool.padEnd(12)} = ${(ours.mibps / f.mibps).toFixed(2)} speed, ${(ours.cpuPerGib / f.cpuPerGib).toFixed(2)} CPU per GiB`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const root = join(tmpdir(), `modelcache-bench-${process.pid}`);
+  const data = join(root, 'data');
+  mkdirSync(data, { recursive: true });
+  try {
+    console.log(
+      `modelcache fetch benchmark. Network profile: ${rttMs} ms added before every file answer (one round trip), ${connMiBps} MiB/s per connection, paced in the test hub and CDN (loopback only).`,
+    );
+    const aria2c = await aria2();
+    const large = synth(data, 'large/model.gguf', Math.floor(largeGib * GIB));
+    const shardFiles = [
+      synth(data, 'sharded/config.json', 4096),
+      ...Array.from({ length: shards }, (_, i) =>
+        synth(
+          data,
+          `sharded/model-${String(i + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`,
+          shardMib * MIB,
+        ),
+      ),
+    ].map((f) => ({ ...f, path: f.path.slice('sharded/'.length) }));
+    console.log(`  files written at ${elapsed()}`);
+    setNetworkProfile({ rttMs, bytesPerSecond: connMiBps * MIB });
+    const one = await shape(
+      root,
+      'One large file',
+      'bench/large',
+      [{ ...large, path: 'model.gguf' }],
+      aria2c,
+    );
+    const sharded = await shape(root, 'Sharded repo', 'bench/sharded', shardFiles, aria2c);
+    setNetworkProfile(undefined);
+    rmSync(join(data, 'large'), { recursive: true, force: true });
+
+    console.log('\nfloor of this machine');
+    const floor = shardFiles[1];
+    if (floor !== undefined) {
+      await measured(
+        'sha256sum of one shard (cached)',
+        floor.bytes.size,
+        ['sha256sum', floor.bytes.file],
+        {},
+      );
+    }
+
+    let s3: Map<string, Figure> | undefined;
+    if (s3Gib > 0) s3 = await s3Shape(root, data);
+
+    console.log(
+      '\nratios (speed above 1: modelcache is faster; CPU above 1: it uses more per GiB)',
+    );
+    ratios('one file', one);
+    ratios('sharded', sharded);
+    if (s3 !== undefined) ratios('s3', s3);
+    console.log(`done in ${elapsed()}`);
+  } finally {
+    setNetworkProfile(undefined);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function s3Shape(root: string, data: string): Promise<Map<string, Figure>> {
+  console.log(
+    `\nS3 (moto, ${s3Gib} GiB, 4 objects, loopback, not paced; uploading at ${elapsed()})`,
+  );
+  const moto = await startMoto();
+  const out = new Map<string, Figure>();
+  try {
     const client = new S3Client({
       region: 'us-east-1',
       endpoint: moto.endpoint,
@@ -201,41 +355,43 @@ async function main(): Promise<void> {
       );
     }
     client.destroy();
-    const s3Total = objSize * 4;
-    const oursS3 = await timed('modelcache fetch (s3)', s3Total, () =>
-      runProgram(
-        planFor(
-          {
-            type: 's3',
-            bucket: 'bench',
-            prefix: 'set',
-            endpoint: moto.endpoint,
-            credentialsFromEnv: true,
-          },
-          mkdirp(join(root, 'ours-s3')),
-        ),
-        { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' },
+    const total = objSize * 4;
+    const plan = planFor(
+      {
+        type: 's3',
+        bucket: 'bench',
+        prefix: 'set',
+        endpoint: moto.endpoint,
+        credentialsFromEnv: true,
+      },
+      mkdirp(join(root, 'ours-s3')),
+    );
+    out.set(
+      'modelcache',
+      await measured('modelcache fetch (s3)', total, program(plan), {
+        AWS_ACCESS_KEY_ID: 'bench',
+        AWS_SECRET_ACCESS_KEY: 'bench',
+      }),
+    );
+    const rawDir = mkdirp(join(root, 'raw-s3'));
+    const urls = objects.map((o, i) => ({
+      url: `${moto.endpoint}/bench/set/${o.path}`,
+      out: join(rawDir, String(i)),
+    }));
+    out.set(
+      'curl',
+      await measured(
+        'curl | sha256sum > file, per object',
+        total,
+        ['bash', '-c', curlScript(urls, '--aws-sigv4 aws:amz:us-east-1:s3 --user bench:bench')],
+        {},
       ),
     );
-    const rawS3Dir = mkdirp(join(root, 'raw-s3'));
-    const rawS3 = await timed('curl | sha256sum > file (raw)', s3Total, () =>
-      curlBaseline(
-        objects.map((o, i) => ({
-          url: `${moto.endpoint}/bench/set/${o.path}`,
-          out: join(rawS3Dir, String(i)),
-        })),
-        '--aws-sigv4 aws:amz:us-east-1:s3 --user bench:bench',
-      ),
-    );
-    await moto.stop();
-
-    console.log('\nratios (higher is faster for modelcache)');
-    console.log(`  huggingFace: modelcache / hf download = ${(ours / theirs).toFixed(2)}`);
-    console.log(`  huggingFace: modelcache / raw curl     = ${(ours / raw).toFixed(2)}`);
-    console.log(`  s3:          modelcache / raw curl     = ${(oursS3 / rawS3).toFixed(2)}`);
+    await checkCurl(urls);
   } finally {
-    rmSync(root, { recursive: true, force: true });
+    await moto.stop();
   }
+  return out;
 }
 
 function mkdirp(dir: string): string {

@@ -16,6 +16,23 @@ export function sha256(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
+/**
+ * A network that behaves like one, for the benchmark: every body answer waits one round
+ * trip before its headers, and each connection's body is paced to a bandwidth cap (a
+ * keep-alive connection serves one answer at a time, so per answer is per connection).
+ */
+export interface NetworkProfile {
+  rttMs: number;
+  bytesPerSecond: number;
+}
+
+let network: NetworkProfile | undefined;
+
+/** Throttle every server in this process from now on (undefined: loopback as it is). */
+export function setNetworkProfile(profile: NetworkProfile | undefined): void {
+  network = profile;
+}
+
 /** One scripted misbehaviour, used by the next request that reaches it. */
 export type Fault =
   | { kind: 'status'; status: number; retryAfter?: string }
@@ -154,6 +171,8 @@ export async function serveBytes(
   };
   log.push(entry);
   if (fault?.kind === 'hang') return;
+  const paced = network;
+  if (paced !== undefined) await sleep(paced.rttMs);
   if (fault?.kind === 'status') {
     entry.status = fault.status;
     res.writeHead(fault.status, {
@@ -192,6 +211,7 @@ export async function serveBytes(
     return;
   }
   let sent = 0;
+  const began = performance.now();
   const gone = (): boolean => res.destroyed;
   const limit =
     fault?.kind === 'reset' ||
@@ -228,6 +248,10 @@ export async function serveBytes(
     sent += chunk.length;
     entry.bytes = sent;
     if (sent >= limit) break;
+    if (paced !== undefined) {
+      const due = began + (sent / paced.bytesPerSecond) * 1000 - performance.now();
+      if (due > 0) await sleep(due);
+    }
   }
   if (fault?.kind === 'reset') {
     // Cut the connection with an RST: bytes the client has not read yet are lost with it.
