@@ -470,6 +470,20 @@ describe('issue 13: the prefetch Job on the cluster', () => {
       observed: { namespace: f.observedObject(get(first.resources, 'namespace'), undefined) },
     });
     expect(Object.keys(pending.resources)).toEqual(['namespace']);
+    // An unreachable cluster: the namespace's Object cannot sync, and the message says why.
+    const unreachable = compose({
+      ...f.replicaRequest(HF, US_EAST),
+      observed: {
+        namespace: f.syncFailed(
+          get(first.resources, 'namespace'),
+          'connect failed: dial tcp 10.0.0.1:6443: connect: connection refused',
+        ),
+      },
+    });
+    expect([unreachable.status['reason'], unreachable.status['message']]).toEqual([
+      'NamespacePending',
+      'namespace team-a cannot be created on cluster us-east yet: connect failed: dial tcp 10.0.0.1:6443: connect: connection refused',
+    ]);
     const second = compose(namespaced(f.replicaRequest(HF, US_EAST)));
     expect(rolesOf(second)).toEqual([
       'credentials',

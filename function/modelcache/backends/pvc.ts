@@ -174,12 +174,16 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
   const namespaceExists =
     remoteManifest(observed[ROLE_NAMESPACE]) !== undefined || objectReady(observed[ROLE_NAMESPACE]);
   if (!namespaceExists && Object.keys(observed).every((role) => role === ROLE_NAMESPACE)) {
+    // An unreachable cluster shows here first: say what the provider says.
+    const why = providerError(observed[ROLE_NAMESPACE]);
     return {
       resources: { [ROLE_NAMESPACE]: namespaceObject(cache, cluster) },
       status: status(
         'Pending',
         REASON.NamespacePending,
-        `waiting for namespace ${ns} to exist on cluster ${cluster.name}`,
+        why === undefined
+          ? `waiting for namespace ${ns} to exist on cluster ${cluster.name}`
+          : `namespace ${ns} cannot be created on cluster ${cluster.name} yet: ${why}`,
       ),
       volume,
     };
