@@ -370,7 +370,8 @@ const modelCacheCases: Case[] = [
     messages: [MSG.fileNames],
   },
   {
-    reason: "issue13 #13: inline key '..data/x' (Kubernetes refuses volume item paths starting with '..')",
+    reason:
+      "issue13 #13: inline key '..data/x' (Kubernetes refuses volume item paths starting with '..')",
     object: tokenizer(files({ '..data/x': 'a' })),
     expectValid: false,
     messages: [MSG.fileNames],
@@ -382,8 +383,11 @@ const modelCacheCases: Case[] = [
     messages: [],
   },
   {
-    reason: "issue13 #13: configMap item '..data' (Kubernetes refuses volume item paths starting with '..')",
-    object: { artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['..data'] } } } },
+    reason:
+      "issue13 #13: configMap item '..data' (Kubernetes refuses volume item paths starting with '..')",
+    object: {
+      artifact: { kind: 'Bytes', source: { configMap: { name: 'p', items: ['..data'] } } },
+    },
     expectValid: false,
     messages: [
       'spec.artifact.source.configMap.items[0]: Invalid value: "..data": spec.artifact.source.configMap.items[0] in body should match \'^([-_a-zA-Z0-9]|\\.[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$\'',
@@ -1018,8 +1022,9 @@ describe('status and InferenceCluster admission', () => {
       reason: 'ModelCacheReplica spec as the ModelCache writes it (golden three-clusters-mixed)',
       schema: REPLICA_SPEC,
       path: 'spec',
-      object: (goldenOf('modelcache/three-clusters-mixed').resources['us-east'] as { spec: unknown })
-        .spec,
+      object: (
+        goldenOf('modelcache/three-clusters-mixed').resources['us-east'] as { spec: unknown }
+      ).spec,
       expectValid: true,
       messages: [],
     },

@@ -329,9 +329,7 @@ describe(EXAMPLE, () => {
       run(mountRequest()).resources['server'],
       'spec.forProvider.manifest.metadata.namespace',
     );
-    const claimNamespaces = requiredOf('ModelCache').map((c) =>
-      getPath(c, 'status.namespace'),
-    );
+    const claimNamespaces = requiredOf('ModelCache').map((c) => getPath(c, 'status.namespace'));
     expect(claimNamespaces).toEqual([manifest, manifest]);
   });
 

@@ -232,7 +232,12 @@ export function modelCacheReplica(cacheXR: Json, clusterXR: Json, status?: Json)
 export function replicaRequest(
   cacheXR: Json,
   clusterXR: Json,
-  opts: { observed?: Record<string, Json>; status?: Json; providerConfigs?: Json[]; input?: unknown } = {},
+  opts: {
+    observed?: Record<string, Json>;
+    status?: Json;
+    providerConfigs?: Json[];
+    input?: unknown;
+  } = {},
 ): CoreRequest {
   const replica = modelCacheReplica(cacheXR, clusterXR, opts.status);
   const pc = ((clusterXR['status'] as Json | undefined)?.['providerConfigRef'] ??
@@ -243,7 +248,9 @@ export function replicaRequest(
     required: {
       [REQUIRE_PARENT_CACHE]: [cacheXR],
       [REQUIRE_CLUSTER]: [clusterXR],
-      [REQUIRE_PROVIDER_CONFIG]: opts.providerConfigs ?? [clusterProviderConfig(String(pc['name']))],
+      [REQUIRE_PROVIDER_CONFIG]: opts.providerConfigs ?? [
+        clusterProviderConfig(String(pc['name'])),
+      ],
     },
     input: opts.input,
   };
