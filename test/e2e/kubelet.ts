@@ -385,7 +385,11 @@ export class Kubelet {
       // The root is bound onto itself first so it can be made read-only once the pod's
       // mounts are in place; the mounts below it keep their own (rw or ro) flags.
       const mount = hostTool('mount');
-      const script = ['set -e', `${mount} --bind ${quote(root)} ${quote(root)}`];
+      const script = [
+        'set -e',
+        `echo ${quote(name)} > /proc/sys/kernel/hostname`,
+        `${mount} --bind ${quote(root)} ${quote(root)}`,
+      ];
       for (const b of binds) {
         const t = join(root, b.target);
         if (b.file) {
@@ -397,6 +401,8 @@ export class Kubelet {
         script.push(`${mount} --bind ${quote(b.host)} ${quote(t)}`);
         if (b.ro) script.push(`${mount} -o remount,bind,ro ${quote(t)}`);
       }
+      mkdirSync(join(root, 'proc'), { recursive: true });
+      script.push(`${mount} -t proc proc ${quote(join(root, 'proc'))}`);
       if (sc['readOnlyRootFilesystem'] === true)
         script.push(`${mount} -o remount,bind,ro ${quote(root)}`);
       const argv = [...arr(c['command']), ...arr(c['args'])].map((a) => quote(str(a)));
@@ -422,7 +428,19 @@ export class Kubelet {
       const out = openSync(logFile, 'a');
       const child = spawn(
         hostTool('unshare'),
-        ['-m', '--propagation', 'private', 'sh', '-c', script.join('\n')],
+        // Own mount, pid and UTS namespaces, as a pod sandbox has: the container sees its own
+        // /proc and pid 1, and the pod's name as its host name.
+        [
+          '--mount',
+          '--pid',
+          '--fork',
+          '--uts',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          script.join('\n'),
+        ],
         {
           env,
           stdio: ['ignore', out, out],
