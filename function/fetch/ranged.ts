@@ -90,7 +90,9 @@ export class Budget {
 
   release(n: number): void {
     this.used -= n;
-    this.wake();
+    // Waiters resume once a quarter of the budget is free, not on every chunk hashed: one
+    // wake per chunk would resume and pause every waiting connection thousands of times.
+    if (this.waiters.size > 0 && this.used <= this.cap * 0.75) this.wake();
   }
 
   wake(): void {
