@@ -97,7 +97,8 @@ describe('fetch program entrypoint', () => {
     const result = await outcome;
     expect(result.code).toBe(0);
     expect(tree(volume.dir)).toEqual({ 'hello.txt': sha256('hello\n') });
-    expect(lines.map((l) => l['msg'])).toEqual([
+    // Progress lines come on a timer: how many a run prints depends on the machine's load.
+    expect(lines.map((l) => l['msg']).filter((m) => m !== 'progress')).toEqual([
       'fetch starting',
       'listing the source',
       'plan',
