@@ -136,19 +136,38 @@ try {
     storageClassName: 'nfs-rwx',
     classExists: true,
   });
+  const cache = f.modelCache(f.HF_WEIGHTS);
   const rsp = await callRunner(
     client,
-    toRunFunctionRequest(f.request(f.modelCache(f.HF_WEIGHTS), [cluster]), 'dockerfile-replay'),
+    toRunFunctionRequest(f.request(cache, [cluster]), 'dockerfile-replay'),
   );
-  client.close();
   check(rsp.meta?.tag === 'dockerfile-replay', 'RunFunction answers with the request tag');
   check(
     !rsp.results.some((r) => r.severity === Severity.SEVERITY_FATAL),
     'RunFunction composes a ModelCache without a FATAL result',
   );
   check(
-    Object.keys(rsp.desired?.resources ?? {}).includes('us-east/pvc'),
-    'the response asks for the claim on us-east',
+    Object.keys(rsp.desired?.resources ?? {}).includes('us-east'),
+    'the response asks for the ModelCacheReplica of us-east',
+  );
+  // The replica, once its namespace exists on the cluster, asks for the claim.
+  const replica = f.replicaRequest(cache, cluster);
+  const first = await callRunner(client, toRunFunctionRequest(replica, 'replica'));
+  const namespace = first.desired?.resources['namespace']?.resource;
+  const replicaRsp =
+    namespace === undefined
+      ? first
+      : await callRunner(
+          client,
+          toRunFunctionRequest(
+            { ...replica, observed: { namespace: f.synced(namespace) } },
+            'replica',
+          ),
+        );
+  client.close();
+  check(
+    Object.keys(replicaRsp.desired?.resources ?? {}).includes('pvc'),
+    'the ModelCacheReplica of us-east asks for its claim',
   );
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
