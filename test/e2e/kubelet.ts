@@ -385,6 +385,7 @@ export class Kubelet {
       // The root is bound onto itself first so it can be made read-only once the pod's
       // mounts are in place; the mounts below it keep their own (rw or ro) flags.
       const mount = hostTool('mount');
+      const mkdir = hostTool('mkdir');
       const script = [
         'set -e',
         `echo ${quote(name)} > /proc/sys/kernel/hostname`,
@@ -397,6 +398,10 @@ export class Kubelet {
           if (!existsSync(t)) closeSync(openSync(t, 'a'));
         } else {
           mkdirSync(t, { recursive: true });
+          // Again once the mounts before it are in place: a bind under a volume (the
+          // checkout's node_modules under an emptyDir at /tmp, when the checkout is in /tmp)
+          // needs its mount point inside that volume.
+          script.push(`${mkdir} -p ${quote(t)}`);
         }
         script.push(`${mount} --bind ${quote(b.host)} ${quote(t)}`);
         if (b.ro) script.push(`${mount} -o remount,bind,ro ${quote(t)}`);
