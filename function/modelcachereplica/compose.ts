@@ -31,8 +31,9 @@ import {
   type CoreResult,
   type CoreSelector,
 } from '../core.js';
-import { asJson, holdObserved, type Json } from '../k8s/object.js';
+import { asJson, type Json } from '../k8s/object.js';
 import { backendFor } from '../modelcache/backends/index.js';
+import { holdRoles } from '../modelcache/backends/observe.js';
 import { cacheModel } from '../modelcache/cache-model.js';
 import type { Blocker, ClusterStatus } from '../modelcache/model.js';
 import { NEVER_HELD } from '../modelcache/roles.js';
@@ -74,13 +75,12 @@ function requirements(
 
 /** Every observed Object, echoed unchanged (but never ones that may carry copied data). */
 function holdAll(observed: Record<string, Json>): Record<string, Json> {
-  const out: Record<string, Json> = {};
-  for (const role of Object.keys(observed).sort()) {
-    if (NEVER_HELD.has(role)) continue;
-    const held = holdObserved(observed[role]);
-    if (held) out[role] = held;
-  }
-  return out;
+  return holdRoles(
+    observed,
+    Object.keys(observed)
+      .filter((role) => !NEVER_HELD.has(role))
+      .sort(),
+  );
 }
 
 function previousStatus(status: unknown): ReplicaStatus | undefined {
