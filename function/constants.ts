@@ -159,6 +159,10 @@ export const FETCH_FILES_MOUNT = '/var/run/modelcache/files';
 export const ENV_FETCH_PLAN = 'MODELCACHE_PLAN';
 /** Environment variable carrying an HTTP bearer token into the prefetch Job. */
 export const ENV_HTTP_TOKEN = 'MODELCACHE_HTTP_TOKEN';
+/** Environment variable carrying an OCI source's docker config (JSON) into the prefetch Job. */
+export const ENV_OCI_DOCKER_CONFIG = 'MODELCACHE_OCI_DOCKER_CONFIG';
+/** The key of a kubernetes.io/dockerconfigjson Secret that holds the docker config. */
+export const OCI_DOCKER_CONFIG_KEY = '.dockerconfigjson';
 /** Environment variable the Hugging Face clients read their token from. */
 export const ENV_HF_TOKEN = 'HF_TOKEN';
 /** Keys the AWS SDK's default chain reads; the S3 credential Secret must hold them. */

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { inferenceClusterSpec, inferenceClusterStatus } from '../function/api/inferencecluster.js';
-import { modelCacheSpec } from '../function/api/modelcache.js';
+import { OCI_REF_PATTERN, modelCacheSpec } from '../function/api/modelcache.js';
 import { modelDeploymentSpec } from '../function/api/modeldeployment.js';
 import {
   NOT_CHECKED,
@@ -52,11 +52,11 @@ const ALL_RULES = [
 
 const MSG = {
   exactlyOne:
-    'spec.artifact.source: Invalid value: "object": exactly one of huggingFace, s3, http, inline, configMap must be set',
+    'spec.artifact.source: Invalid value: "object": exactly one of huggingFace, s3, http, oci, inline, configMap must be set',
   weightsLocal:
-    'spec.artifact.source: Forbidden: inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights: weights are large and must come from a remote source (huggingFace, s3 or http)',
+    'spec.artifact.source: Forbidden: inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights: weights are large and must come from a remote source (huggingFace, s3, http or oci)',
   sizeGiB:
-    'spec.storage.pvc.sizeGiB: Required value: storage.pvc.sizeGiB is required for huggingFace, s3 and http sources: the volume is sized before the download starts',
+    'spec.storage.pvc.sizeGiB: Required value: storage.pvc.sizeGiB is required for huggingFace, s3, http and oci sources: the volume is sized before the download starts',
   existingPVC:
     'spec.storage.existingPVC: Required value: is required when storage.backend is ExistingPVC',
   immutable:
@@ -86,7 +86,7 @@ describe('the CEL rules of the XRDs', () => {
     expect(ALL_RULES.map((r) => [r.path, r.message, r.fieldPath, r.reason])).toEqual([
       [
         'ModelCache.spec',
-        'storage.pvc.sizeGiB is required for huggingFace, s3 and http sources: the volume is sized before the download starts',
+        'storage.pvc.sizeGiB is required for huggingFace, s3, http and oci sources: the volume is sized before the download starts',
         '.storage.pvc.sizeGiB',
         'FieldValueRequired',
       ],
@@ -98,18 +98,30 @@ describe('the CEL rules of the XRDs', () => {
       ],
       [
         'ModelCache.spec.artifact',
-        'inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights: weights are large and must come from a remote source (huggingFace, s3 or http)',
+        'inline and configMap sources are for Tokenizer and Bytes artifacts, not Weights: weights are large and must come from a remote source (huggingFace, s3, http or oci)',
         '.source',
         'FieldValueForbidden',
       ],
       [
         'ModelCache.spec.artifact.source',
-        'exactly one of huggingFace, s3, http, inline, configMap must be set',
+        'exactly one of huggingFace, s3, http, oci, inline, configMap must be set',
         undefined,
         undefined,
       ],
       [
         'ModelCache.spec.artifact.source.http.path',
+        'must not contain empty, "." or ".." segments',
+        undefined,
+        undefined,
+      ],
+      [
+        'ModelCache.spec.artifact.source.oci',
+        'is for the image layout (a directory of the image filesystem), not artifact',
+        '.directory',
+        undefined,
+      ],
+      [
+        'ModelCache.spec.artifact.source.oci.directory',
         'must not contain empty, "." or ".." segments',
         undefined,
         undefined,
@@ -285,6 +297,72 @@ const modelCacheCases: Case[] = [
     },
     expectValid: true,
     messages: [],
+  },
+  {
+    reason: 'OCI artifact by tag, anonymous',
+    object: weights({ oci: { ref: 'ghcr.io/org/llama-3.1-8b:v1' } }),
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: 'OCI modelcar image by tag and digest with every option',
+    object: weights({
+      oci: {
+        ref: `registry.internal:5000/models/llama/8b:v1@sha256:${'a'.repeat(64)}`,
+        secretRef: { name: 'regcred' },
+        layout: 'image',
+        directory: '/models/llama',
+        include: ['*.safetensors'],
+        exclude: ['original/*'],
+        plainHTTP: true,
+      },
+    }),
+    expectValid: true,
+    messages: [],
+  },
+  {
+    reason: 'OCI reference without a registry host (Docker Hub short names are not guessed)',
+    object: weights({ oci: { ref: 'library/ubuntu:22.04' } }),
+    expectValid: false,
+    messages: [
+      `spec.artifact.source.oci.ref: Invalid value: "library/ubuntu:22.04": spec.artifact.source.oci.ref in body should match '${OCI_REF_PATTERN}'`,
+    ],
+  },
+  {
+    reason: 'OCI reference with neither tag nor digest',
+    object: weights({ oci: { ref: 'ghcr.io/org/model' } }),
+    expectValid: false,
+    messages: [
+      `spec.artifact.source.oci.ref: Invalid value: "ghcr.io/org/model": spec.artifact.source.oci.ref in body should match '${OCI_REF_PATTERN}'`,
+    ],
+  },
+  {
+    reason: 'OCI directory with the artifact layout',
+    object: weights({
+      oci: { ref: 'ghcr.io/org/model:v1', layout: 'artifact', directory: '/models' },
+    }),
+    expectValid: false,
+    messages: [
+      'spec.artifact.source.oci.directory: Invalid value: "object": is for the image layout (a directory of the image filesystem), not artifact',
+    ],
+  },
+  {
+    reason: "OCI directory with a '..' segment",
+    object: weights({ oci: { ref: 'ghcr.io/org/model:v1', directory: '/models/../etc' } }),
+    expectValid: false,
+    messages: [MSG.segments('spec.artifact.source.oci.directory')],
+  },
+  {
+    reason: 'OCI weights without a size',
+    object: weights({ oci: { ref: 'ghcr.io/org/model:v1' } }, {}),
+    expectValid: false,
+    messages: [MSG.sizeGiB],
+  },
+  {
+    reason: 'OCI and Hugging Face both set',
+    object: weights({ oci: { ref: 'ghcr.io/org/model:v1' }, huggingFace: hf() }),
+    expectValid: false,
+    messages: [MSG.exactlyOne],
   },
   {
     reason: 'two sources set',

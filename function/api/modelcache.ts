@@ -14,10 +14,10 @@ import {
 /** Kinds v0.1 stages; Adapter and Engine are v0.2 and rejected by the XRD's enum. */
 export const ARTIFACT_KINDS = ['Weights', 'Tokenizer', 'Bytes'] as const;
 /** Members of spec.artifact.source, exactly one of which is set. */
-export const SOURCE_MEMBERS = ['huggingFace', 's3', 'http', 'inline', 'configMap'] as const;
+export const SOURCE_MEMBERS = ['huggingFace', 's3', 'http', 'oci', 'inline', 'configMap'] as const;
 export type SourceMember = (typeof SOURCE_MEMBERS)[number];
 /** Sources whose size is unknown to the Function: sizeGiB must be given. */
-export const REMOTE_SOURCES: readonly SourceMember[] = ['huggingFace', 's3', 'http'];
+export const REMOTE_SOURCES: readonly SourceMember[] = ['huggingFace', 's3', 'http', 'oci'];
 /** Sources that carry small text only; never Weights. */
 export const LOCAL_SOURCES: readonly SourceMember[] = ['inline', 'configMap'];
 export const STORAGE_BACKENDS = ['PVC', 'ExistingPVC'] as const;
@@ -31,6 +31,21 @@ export const CONFIGMAP_ITEMS_MAX = 64;
 export const SIZE_GIB_MAX = 65_536;
 export const DEFAULT_MOUNT_PATH = '/mnt/model';
 export const DEFAULT_HF_TOKEN_KEY = 'HF_TOKEN';
+/** The directory of a modelcar image staged when oci.directory is not given (KServe's). */
+export const DEFAULT_OCI_IMAGE_DIRECTORY = '/models';
+export const OCI_LAYOUTS = ['artifact', 'image'] as const;
+
+// An OCI reference, RE2-compatible (the same pattern goes into the XRD): a registry host that
+// is unmistakably one (localhost, a dotted name or a name with a port: "library/ubuntu" is not
+// read as a registry called "library"), a repository of lowercase path components (the
+// distribution spec's grammar), then a tag, a digest, or both.
+const OCI_LABEL = String.raw`[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?`;
+const OCI_PORT = String.raw`:[0-9]{1,5}`;
+const OCI_HOST = String.raw`(localhost(${OCI_PORT})?|${OCI_LABEL}(\.${OCI_LABEL})+(${OCI_PORT})?|${OCI_LABEL}${OCI_PORT})`;
+const OCI_COMPONENT = String.raw`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`;
+const OCI_TAG = String.raw`:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`;
+const OCI_DIGEST = String.raw`@sha256:[a-f0-9]{64}`;
+export const OCI_REF_PATTERN = `^${OCI_HOST}/${OCI_COMPONENT}(/${OCI_COMPONENT})*(${OCI_TAG}(${OCI_DIGEST})?|${OCI_DIGEST})$`;
 
 const glob = z.string().min(1).max(256);
 
@@ -71,6 +86,23 @@ export const httpSource = z.object({
   secretRef: z.object({ name: objectName, key: dataKey }).optional(),
 });
 
+export const ociSource = z.object({
+  ref: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(
+      new RegExp(OCI_REF_PATTERN),
+      'must be registry/repository:tag, registry/repository@sha256:<64 hex digits> or both, e.g. ghcr.io/org/model:v1',
+    ),
+  secretRef: z.object({ name: objectName }).optional(),
+  layout: z.enum(OCI_LAYOUTS, { error: () => 'must be artifact or image' }).optional(),
+  directory: absolutePath.optional(),
+  include: z.array(glob).max(GLOBS_MAX).optional(),
+  exclude: z.array(glob).max(GLOBS_MAX).optional(),
+  plainHTTP: z.boolean().optional(),
+});
+
 export const inlineSource = z.object({
   files: z
     .record(volumeItemPath, z.string().max(INLINE_TOTAL_MAX_BYTES))
@@ -96,6 +128,7 @@ export const sourceSpec = z.object({
   huggingFace: huggingFaceSource.optional(),
   s3: s3Source.optional(),
   http: httpSource.optional(),
+  oci: ociSource.optional(),
   inline: inlineSource.optional(),
   configMap: configMapSource.optional(),
 });
@@ -149,6 +182,14 @@ export const modelCacheSpec = z
       return;
     }
     const member = set[0] as SourceMember;
+    const oci = spec.artifact.source.oci;
+    if (oci?.directory !== undefined && oci.layout === 'artifact') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['artifact', 'source', 'oci', 'directory'],
+        message: 'is for the image layout (a directory of the image filesystem), not artifact',
+      });
+    }
     if (spec.artifact.kind === 'Weights' && LOCAL_SOURCES.includes(member)) {
       ctx.addIssue({
         code: 'custom',

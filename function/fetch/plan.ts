@@ -44,6 +44,23 @@ const http = z.object({
   tokenEnv: z.string().optional(),
 });
 
+/** An OCI artifact or image: the program resolves a tag to the manifest digest first. */
+const oci = z.object({
+  type: z.literal('oci'),
+  /** registry/repository:tag, @sha256:<digest>, or both (the digest wins). */
+  ref: z.string().min(1),
+  /** Absent: image when the manifest's config is a container image config, else artifact. */
+  layout: z.enum(['artifact', 'image']).optional(),
+  /** Image layout: the directory of the image's filesystem staged at the volume root. */
+  directory: z.string().min(1).optional(),
+  include: z.array(z.string()).optional(),
+  exclude: z.array(z.string()).optional(),
+  /** Talk to the registry over plain HTTP. */
+  plainHTTP: z.boolean().optional(),
+  /** Name of the env var holding the docker config JSON, when the registry needs credentials. */
+  dockerConfigEnv: z.string().optional(),
+});
+
 /** inline and configMap: files arrive on a mounted ConfigMap volume and are copied as files. */
 const files = z.object({
   type: z.enum(['inline', 'configMap']),
@@ -53,7 +70,7 @@ const files = z.object({
   paths: z.array(relativePath).optional(),
 });
 
-export const fetchPlanSource = z.discriminatedUnion('type', [huggingFace, s3, http, files]);
+export const fetchPlanSource = z.discriminatedUnion('type', [huggingFace, s3, http, oci, files]);
 export type FetchPlanSource = z.infer<typeof fetchPlanSource>;
 
 export const fetchPlan = z.object({

@@ -195,7 +195,7 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
         storage: { pvc: { sizeGiB: 1 } },
       },
       fatal:
-        'invalid ModelCache: spec.artifact.source: exactly one of huggingFace, s3, http, inline, configMap must be set (found huggingFace, s3)',
+        'invalid ModelCache: spec.artifact.source: exactly one of huggingFace, s3, http, oci, inline, configMap must be set (found huggingFace, s3)',
     },
     {
       reason: 'Weights from inline text',
@@ -233,6 +233,26 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
         'invalid ModelCache: spec.artifact.source.configMap.items.0: must be a ConfigMap key that is not "." and does not start with ".." (Kubernetes refuses such volume item paths)',
     },
     {
+      reason: 'an OCI reference without a registry host',
+      spec: {
+        artifact: { kind: 'Weights', source: { oci: { ref: 'library/ubuntu:22.04' } } },
+        storage: { pvc: { sizeGiB: 1 } },
+      },
+      fatal:
+        'invalid ModelCache: spec.artifact.source.oci.ref: must be registry/repository:tag, registry/repository@sha256:<64 hex digits> or both, e.g. ghcr.io/org/model:v1',
+    },
+    {
+      reason: 'an OCI layout that is not artifact or image',
+      spec: {
+        artifact: {
+          kind: 'Weights',
+          source: { oci: { ref: 'ghcr.io/org/model:v1', layout: 'modelkit' } },
+        },
+        storage: { pvc: { sizeGiB: 1 } },
+      },
+      fatal: 'invalid ModelCache: spec.artifact.source.oci.layout: must be artifact or image',
+    },
+    {
       reason: 'a relative mount path',
       spec: { ...f.HF_WEIGHTS, mount: { path: 'mnt/model' } },
       fatal: 'invalid ModelCache: spec.mount.path: must be an absolute path',
@@ -240,6 +260,34 @@ describe('composeModelCache: bad input is fatal and names the field', () => {
   ];
   it.each(bad)('$reason', ({ spec, fatal }) => {
     expect(composeModelCache(f.request(f.modelCache(spec), []))).toEqual({ fatal });
+  });
+});
+
+describe('composeModelCache: status.source, one line per source', () => {
+  const sources: { reason: string; source: Json; line: string }[] = [
+    {
+      reason: 'an OCI source shows its reference as written (a tag, resolved per cluster)',
+      source: { oci: { ref: 'ghcr.io/org/granite:v1', layout: 'image' } },
+      line: 'oci://ghcr.io/org/granite:v1',
+    },
+    {
+      reason: 'an OCI source pinned by digest shows the digest',
+      source: { oci: { ref: `ghcr.io/org/granite@sha256:${'a'.repeat(64)}` } },
+      line: `oci://ghcr.io/org/granite@sha256:${'a'.repeat(64)}`,
+    },
+    {
+      reason: 'a Hugging Face source shows repo and revision',
+      source: { huggingFace: { repo: 'a/b', revision: 'v2' } },
+      line: 'hf://a/b@v2',
+    },
+  ];
+  it.each(sources)('$reason', ({ source, line }) => {
+    const xr = f.modelCache({
+      artifact: { kind: 'Weights', source },
+      storage: { pvc: { sizeGiB: 1 } },
+    });
+    const res = compose(f.request(xr, []));
+    expect((res.status as { source: unknown }).source).toEqual(line);
   });
 });
 

@@ -134,6 +134,30 @@ const cases: { name: string; reason: string; req: CoreRequest }[] = [
     ),
   },
   {
+    name: 'oci-image-dockerconfig',
+    reason:
+      'an OCI source copies the .dockerconfigjson key of its registry Secret into the Job env and passes ref, layout and directory in the plan',
+    req: namespaced(
+      f.replicaRequest(
+        f.modelCache({
+          artifact: {
+            kind: 'Weights',
+            source: {
+              oci: {
+                ref: 'registry.internal:5000/models/granite:v1',
+                secretRef: { name: 'regcred' },
+                layout: 'image',
+                include: ['*.safetensors', '*.json'],
+              },
+            },
+          },
+          storage: { pvc: { sizeGiB: 20 } },
+        }),
+        US_EAST,
+      ),
+    ),
+  },
+  {
     name: 'inline-tokenizer',
     reason:
       'inline files travel in a ConfigMap with positional keys mapped back to their paths; the claim is sized 1 GiB',

@@ -76,7 +76,7 @@ describe('fetch program entrypoint', () => {
     {
       reason: 'an unknown source type',
       raw: JSON.stringify({ ...planForTest(), source: { type: 'ftp' } }),
-      line: `${ENV_FETCH_PLAN} is not a valid fetch plan: source.type: Invalid discriminator value. Expected 'huggingFace' | 's3' | 'http' | 'inline' | 'configMap'`,
+      line: `${ENV_FETCH_PLAN} is not a valid fetch plan: source.type: Invalid discriminator value. Expected 'huggingFace' | 's3' | 'http' | 'oci' | 'inline' | 'configMap'`,
     },
   ])('rejects $reason with a line naming the field', async ({ raw, line }) => {
     volume = scratch();

@@ -22,6 +22,8 @@ export async function sourceFor(
       return (await import('./s3.js')).s3Source(source, env, limits);
     case 'http':
       return (await import('./http.js')).httpSource(source, env, limits);
+    case 'oci':
+      return (await import('./oci.js')).ociSource(source);
     case 'inline':
     case 'configMap':
       return (await import('./files.js')).filesSource(source);

@@ -3,6 +3,7 @@ import { configMapParts } from './configmap.js';
 import { httpParts } from './http.js';
 import { huggingFaceParts } from './huggingface.js';
 import { inlineParts } from './inline.js';
+import { ociParts } from './oci.js';
 import { s3Parts } from './s3.js';
 import type { Source, SourceContext, SourceParts } from './types.js';
 
@@ -13,6 +14,7 @@ export function sourceOf(source: ModelCacheSpec['artifact']['source']): Source {
   if (source.huggingFace) return { type: 'huggingFace', spec: source.huggingFace };
   if (source.s3) return { type: 's3', spec: source.s3 };
   if (source.http) return { type: 'http', spec: source.http };
+  if (source.oci) return { type: 'oci', spec: source.oci };
   if (source.inline) return { type: 'inline', spec: source.inline };
   if (source.configMap) return { type: 'configMap', spec: source.configMap };
   throw new Error('spec.artifact.source: no member set (the schema should have rejected this)');
@@ -26,6 +28,8 @@ export function sourceParts(source: Source, ctx: SourceContext): SourceParts {
       return s3Parts(source.spec, ctx);
     case 'http':
       return httpParts(source.spec, ctx);
+    case 'oci':
+      return ociParts(source.spec, ctx);
     case 'inline':
       return inlineParts(source.spec, ctx);
     case 'configMap':

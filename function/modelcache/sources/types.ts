@@ -4,6 +4,7 @@ import type {
   httpSource,
   huggingFaceSource,
   inlineSource,
+  ociSource,
   s3Source,
 } from '../../api/modelcache.js';
 import type { FetchPlanSource } from '../../fetch/plan.js';
@@ -12,6 +13,7 @@ import type { Json } from '../../k8s/object.js';
 export type HuggingFaceSpec = z.infer<typeof huggingFaceSource>;
 export type S3Spec = z.infer<typeof s3Source>;
 export type HttpSpec = z.infer<typeof httpSource>;
+export type OciSpec = z.infer<typeof ociSource>;
 export type InlineSpec = z.infer<typeof inlineSource>;
 export type ConfigMapSpec = z.infer<typeof configMapSource>;
 
@@ -20,6 +22,7 @@ export type Source =
   | { type: 'huggingFace'; spec: HuggingFaceSpec }
   | { type: 's3'; spec: S3Spec }
   | { type: 'http'; spec: HttpSpec }
+  | { type: 'oci'; spec: OciSpec }
   | { type: 'inline'; spec: InlineSpec }
   | { type: 'configMap'; spec: ConfigMapSpec };
 
