@@ -1,3 +1,6 @@
+// What dispatch adds to the cores' answers: each composed resource's readiness, and a FATAL
+// result for a kind no core composes. That the codec carries the same answers byte for byte is
+// codec/sdk-equivalence.test.ts.
 import { Ready, RunFunctionRequest } from '@crossplane-org/function-sdk-typescript';
 import { describe, expect, it } from 'vitest';
 import { composeModelCacheReplica } from './modelcachereplica/compose.js';

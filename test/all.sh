@@ -25,23 +25,14 @@ npm --version
 echo "== install (npm ci)"
 npm ci --no-audit --no-fund
 
-# >>> fetch tests: Python tools (issue 3) >>>
+# >>> fetch tests: Python tools >>>
 # The fetch program's tests run the official Hugging Face client (`hf download`) against the
 # test hub and start moto's S3 server; both come pinned from PyPI into a venv under .cache/
-# that is reused when its pins match.
+# that is reused when its pins match (the pins are in test/fetch/tools.sh; the venv also
+# holds hf_transfer, one of `npm run bench:fetch`'s anchors).
 echo "== python tools for the fetch tests"
-FETCH_VENV=.cache/fetch-venv
-FETCH_PY_PINS="huggingface_hub==2.4.0 moto[server]==5.2.5"
-if [ ! -x "$FETCH_VENV/bin/hf" ] || [ ! -x "$FETCH_VENV/bin/moto_server" ] \
-  || [ "$(cat "$FETCH_VENV/.pins" 2>/dev/null)" != "$FETCH_PY_PINS" ]; then
-  rm -rf "$FETCH_VENV"
-  python3 -m venv "$FETCH_VENV"
-  # shellcheck disable=SC2086 # the pins are a word list
-  "$FETCH_VENV/bin/pip" install --quiet --disable-pip-version-check $FETCH_PY_PINS
-  echo "$FETCH_PY_PINS" > "$FETCH_VENV/.pins"
-fi
-"$FETCH_VENV/bin/python" -c 'import huggingface_hub, moto; print("huggingface_hub", huggingface_hub.__version__, "moto", moto.__version__)'
-# <<< fetch tests: Python tools (issue 3) <<<
+bash test/fetch/tools.sh venv
+# <<< fetch tests: Python tools <<<
 
 echo "== typecheck"
 npm run typecheck
@@ -58,7 +49,7 @@ echo "== test (README: npm test)"
 rm -rf .cache/golden-used
 npm test
 
-# >>> fleet simulation (issue 6) >>>
+# >>> fleet simulation >>>
 # The fault scenarios: a simulated Crossplane control plane, provider-kubernetes and workload
 # clusters on virtual time, driving the real Function over gRPC and running the real fetch
 # program (dist/, built above) for every prefetch Job. Prints one line per scenario and
@@ -66,9 +57,9 @@ npm test
 # any failure, any lost byte, or a scenario marked as a known product issue that now passes.
 echo "== fleet simulation"
 npx tsx test/sim/run.ts
-# <<< fleet simulation (issue 6) <<<
+# <<< fleet simulation <<<
 
-# --- conformance (issue 5) ---
+# --- conformance ---
 # The upstream Crossplane CLI and the core binary its render engine runs, built from the Go
 # module proxy at the versions in test/conformance/versions.env (cached under .cache/bin, about
 # 6 minutes when cold). Then the Dockerfile's build steps are replayed in a clean copy and the
@@ -82,17 +73,17 @@ echo "== conformance: render, validate and package with the upstream CLI"
 npm run test:conformance
 echo "== goldens: every file under test/golden compared by a test (unit suite + conformance)"
 npx tsx test/check-goldens.ts
-# --- end conformance (issue 5) ---
+# --- end conformance ---
 
-# >>> benchmark smoke (issue 7) >>>
+# >>> benchmark smoke >>>
 # The compose benchmark end to end at 1 and 10 clusters (compiled server in its own process,
 # called by the Crossplane-configured Go client, built from the Go module proxy into .cache/bin
 # by test/bench/goclient/build.sh): catches a broken benchmark or codec; figures not checked.
 echo "== benchmark smoke"
 BENCH_SIZES=1,10 BENCH_QUICK=1 npm run bench:compose
-# <<< benchmark smoke (issue 7) <<<
+# <<< benchmark smoke <<<
 
-# >>> e2e on a real control plane (issue 11) >>>
+# >>> e2e on a real control plane >>>
 # Builds (or reuses, keyed on test/e2e/versions.env) kube-apiserver, kube-controller-manager,
 # kubectl, etcd, Crossplane core and provider-kubernetes from the Go module proxy (cold: 47 min
 # measured on a 2-core machine shared with other builds; warm: under a second), then runs every
@@ -100,7 +91,7 @@ BENCH_SIZES=1,10 BENCH_QUICK=1 npm run bench:compose
 # failed" and fails on any failure. Needs root (network and mount namespaces, chroot).
 echo "== e2e: real control plane"
 npm run test:e2e
-# <<< e2e on a real control plane (issue 11) <<<
+# <<< e2e on a real control plane <<<
 
 # Long mode (`test/all.sh --long`, `.ci/run --long` or CI_LONG=1): over 100k fuzz cases (25k per property: the four
 # request families and the memo; the memo lifecycles a tenth of that).

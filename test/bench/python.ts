@@ -2,8 +2,8 @@
 // (modelplaneai/modelplane, functions/compose-model-cache, Apache-2.0), side by side over gRPC.
 //
 // The Python code is never committed here: at run time this extracts it from a local copy of the
-// modelplane repository (MODELPLANE_REPO, a git directory; default: where the workplace's fetch
-// puts it) into .cache/modelplane (git-ignored), makes a venv with its dependencies from PyPI,
+// modelplane repository (MODELPLANE_REPO: a clone's work tree or its git directory; required, as
+// the benchmark cannot guess where a reader keeps one) into .cache/modelplane (git-ignored), makes a venv with its dependencies from PyPI,
 // and starts its server on loopback as its own main.py does, with mTLS as Crossplane dials
 // Functions (both servers; BENCH_TLS=0 for plaintext).
 //
@@ -25,7 +25,7 @@
 // This repeats one request (a poll where nothing changed); BENCH_COLD=1 makes every call differ
 // in every cluster's Job progress instead.
 //
-// Env: BENCH_SIZES=100,1000   BENCH_ITERATIONS=300   BENCH_TLS=0   MODELPLANE_REPO=/path/to/modelplane/.git
+// Env: BENCH_SIZES=100,1000   BENCH_ITERATIONS=300   BENCH_TLS=0   MODELPLANE_REPO=/path/to/modelplane
 import {
   RunFunctionRequest,
   RunFunctionResponse,
@@ -52,7 +52,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CACHE = join(ROOT, '.cache', 'modelplane');
 const SRC = join(CACHE, 'src');
 const VENV = join(CACHE, 'venv');
-const REPO = process.env['MODELPLANE_REPO'] ?? '/work/.mirror/modelplaneai+modelplane/repo';
+const MODELPLANE_URL = 'https://github.com/modelplaneai/modelplane';
 const FUNCTION_DIR = 'functions/compose-model-cache';
 const SIZES = (process.env['BENCH_SIZES'] ?? '100,1000').split(',').map(Number);
 /** Calls per server and size (default 300, 50 from 1,000 clusters). */
@@ -84,20 +84,34 @@ function step(message: string): void {
   console.log(`- ${message}`);
 }
 
-/** Extract the Python function and the models it imports from the local git copy. */
-async function extract(): Promise<void> {
-  if (!existsSync(REPO)) {
+/** The git directory of the modelplane copy MODELPLANE_REPO names, or an error saying how to get one. */
+function modelplaneGitDir(setting: string | undefined): string {
+  const howTo = `git clone ${MODELPLANE_URL} <dir>, then run MODELPLANE_REPO=<dir> npm run bench:python`;
+  if (setting === undefined || setting === '') {
     throw new Error(
-      `no copy of modelplaneai/modelplane at ${REPO}: fetch it (git clone or the workplace's fetch) and point MODELPLANE_REPO at its git directory`,
+      `MODELPLANE_REPO is not set: it names a copy of modelplaneai/modelplane (${howTo})`,
     );
   }
+  const dotGit = join(setting, '.git');
+  const gitDir = existsSync(dotGit) ? dotGit : setting;
+  if (!existsSync(join(gitDir, 'HEAD'))) {
+    throw new Error(
+      `MODELPLANE_REPO=${setting} is not a git checkout of modelplaneai/modelplane (${howTo})`,
+    );
+  }
+  return gitDir;
+}
+
+/** Extract the Python function and the models it imports from the local git copy. */
+async function extract(): Promise<void> {
+  const repo = modelplaneGitDir(process.env['MODELPLANE_REPO']);
   rmSync(SRC, { recursive: true, force: true });
   mkdirSync(SRC, { recursive: true });
-  const { stdout: commit } = await run('git', ['--git-dir', REPO, 'rev-parse', 'HEAD']);
+  const { stdout: commit } = await run('git', ['--git-dir', repo, 'rev-parse', 'HEAD']);
   await run('bash', [
     '-c',
     `git --git-dir "$0" archive HEAD ${FUNCTION_DIR} schemas/python | tar -x -C "$1"`,
-    REPO,
+    repo,
     SRC,
   ]);
   step(`extracted ${FUNCTION_DIR} and schemas/python at ${commit.trim().slice(0, 12)}`);

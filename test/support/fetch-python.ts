@@ -1,4 +1,4 @@
-// The Python tools the fetch tests run against (pinned, installed by .ci/run into
+// The Python tools the fetch tests run against (pinned, installed by test/fetch/tools.sh into
 // .cache/fetch-venv): `hf` from huggingface_hub and `moto_server` from moto[server].
 // A missing tool fails the test with the command that installs it; it never skips.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,7 +17,7 @@ export function pythonTool(name: 'hf' | 'moto_server'): string {
   if (!existsSync(path)) {
     throw new Error(
       `${path} is missing: the fetch tests need huggingface_hub and moto[server] from PyPI. ` +
-        'Run the "fetch tests: Python tools" block of .ci/run (or `bash .ci/run`) to install them.',
+        'Run `bash test/fetch/tools.sh venv` to install them.',
     );
   }
   return path;

@@ -1,3 +1,6 @@
+// What the Function answers over gRPC: the real dispatch and cores behind the real server,
+// called as Crossplane calls it, each whole response compared with a golden (test/golden/grpc/).
+// The transport itself is covered by server-transport.test.ts.
 import { RunFunctionRequest, RunFunctionResponse } from '@crossplane-org/function-sdk-typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFunction } from '../function/dispatch.js';
@@ -7,8 +10,6 @@ import * as f from './support/fixtures.js';
 import { golden } from './support/golden.js';
 import { callRunner, newRunnerClient, type RunnerClient } from './support/grpc-client.js';
 import { toRunFunctionRequest } from './support/requests.js';
-
-// The real Function (dispatch + cores) behind the real server, called as Crossplane calls it.
 
 let server: RunningServer;
 let client: RunnerClient;

@@ -1,5 +1,8 @@
-// End-to-end tests of the Function's gRPC server over real sockets, with a client built the way
-// Crossplane's is (same service path, protobuf codec, mTLS with a CA-signed client certificate).
+// The gRPC server as a transport, over real sockets, with a client built the way Crossplane's is
+// (same service path, protobuf codec, mTLS with a CA-signed client certificate): a stub handler
+// stands in for the Function, so these cover listening, TLS, message limits, errors turned into
+// results, logging and the binary's flags and signals — not what the Function answers
+// (function-over-grpc.test.ts) nor the codec's bytes (function/codec/server-codec.test.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
