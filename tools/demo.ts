@@ -4,6 +4,9 @@
 // ModelCache and a ModelDeployment, shows per-cluster progress (each cluster's
 // ModelCacheReplica; the head line is the cache's own compact status) until Ready, verifies the
 // staged bytes against the source, and prints the workloads rendered on the clusters.
+//
+// A program for users, so it lives in tools/; the simulator it runs is the fleet simulation's
+// (test/sim), so what the demo shows is what the fault scenarios test.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +14,14 @@ import { performance } from 'node:perf_hooks';
 
 import { stringify } from 'yaml';
 
-import { bytes } from '../support/fetch-harness.js';
-import { SECOND } from './core/clock.js';
-import { str, type Json } from './core/json.js';
-import type { KObject } from './core/store.js';
-import { FunctionProcess } from './crossplane/function.js';
-import { NS, Sim, XR_API_VERSION, type ClusterEntry } from './sim.js';
-import { startHub, type ArtifactFile } from './sources.js';
-import { expectedOf } from './checks.js';
+import { bytes } from '../test/support/fetch-harness.js';
+import { SECOND } from '../test/sim/core/clock.js';
+import { str, type Json } from '../test/sim/core/json.js';
+import type { KObject } from '../test/sim/core/store.js';
+import { FunctionProcess } from '../test/sim/crossplane/function.js';
+import { NS, Sim, XR_API_VERSION, type ClusterEntry } from '../test/sim/sim.js';
+import { startHub, type ArtifactFile } from '../test/sim/sources.js';
+import { expectedOf } from '../test/sim/checks.js';
 
 const EXAMPLE = 'examples/3-multi-cluster-replication';
 const RATE = 20;

@@ -3,7 +3,7 @@
 // Prints what `crossplane composition render` prints for an example (the XR with its status,
 // then the composed resources; with -r the Results too), without Go, Docker or a running
 // Function: the Function is called in process and the composition reconciler around it is
-// emulated (engine.ts). The conformance suite checks both give the same documents on every
+// emulated (test/render/engine.ts). The conformance suite checks both give the same documents on every
 // golden. The upstream command for the same case is printed with --upstream.
 //
 // A ModelCache composes ModelCacheReplicas, which Crossplane reconciles as XRs of their own: the
@@ -19,9 +19,9 @@ import {
   normalizeDocuments,
   rel,
   type RenderCase,
-} from '../conformance/examples.js';
-import { pinnedVersions } from '../conformance/upstream.js';
-import { renderCaseInProcess } from './run.js';
+} from '../test/conformance/examples.js';
+import { pinnedVersions } from '../test/conformance/upstream.js';
+import { renderCaseInProcess } from '../test/render/run.js';
 
 const USAGE = `usage: npm run render -- examples/<n>-<slug> [options]
 
