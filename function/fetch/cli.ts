@@ -179,9 +179,7 @@ export async function main(deps: MainDeps): Promise<MainOutcome> {
     const conn = kubeConnectionFromEnv(env);
     const result = await runFetch(plan, {
       ...optionsFromEnv(env),
-      ...(conn !== undefined
-        ? { lockHolderGone: podHolderGone({ ...conn, namespace: target.namespace, log }) }
-        : {}),
+      ...(conn !== undefined ? { lockHolderGone: podHolderGone({ ...conn, ...target, log }) } : {}),
       ...deps.options,
       env,
       log,

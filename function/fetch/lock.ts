@@ -26,6 +26,8 @@ export interface LockOptions {
   pollMs: number;
   /** Called once while waiting, naming the holder. */
   onWait?: (holder: string) => void;
+  /** Called when a holder's lock is taken over: it stopped beating, or it is provably gone. */
+  onTakeover?: (holder: string, why: 'stale' | 'gone') => void;
   /** Whether the holder is provably gone (asked each poll); its lock is then taken at once. */
   holderGone?: HolderGone;
   signal?: AbortSignal;
@@ -43,6 +45,10 @@ async function readBody(path: string): Promise<LockBody | undefined> {
   } catch {
     return undefined;
   }
+}
+
+function describeHolder(held: LockBody): string {
+  return `${held.host} pid ${held.pid} (identity ${held.identity.slice(0, 12)}, since ${held.startedAt})`;
 }
 
 export async function acquireLock(
@@ -87,7 +93,10 @@ export async function acquireLock(
         await rename(path, aside);
         const moved = await readBody(aside);
         if (moved?.token !== held.token) await rename(aside, path);
-        else await unlink(aside);
+        else {
+          await unlink(aside);
+          opts.onTakeover?.(describeHolder(held), gone ? 'gone' : 'stale');
+        }
       } catch {
         // someone else is taking it over; look again
       }
@@ -95,11 +104,7 @@ export async function acquireLock(
     }
     if (!warned) {
       warned = true;
-      opts.onWait?.(
-        held
-          ? `${held.host} pid ${held.pid} (identity ${held.identity.slice(0, 12)}, since ${held.startedAt})`
-          : 'an unknown holder',
-      );
+      opts.onWait?.(held ? describeHolder(held) : 'an unknown holder');
     }
     await wait(opts.pollMs, opts.signal);
   }

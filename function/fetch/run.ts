@@ -201,6 +201,14 @@ export async function runFetch(plan: FetchPlan, opts: RunOptions): Promise<RunRe
     onWait: (holder) => {
       log.info({ holder }, 'another fetch holds the volume lock; waiting');
     },
+    onTakeover: (holder, why) => {
+      log.info(
+        { holder, why },
+        why === 'gone'
+          ? 'took over the volume lock: its holder is provably gone'
+          : 'took over the volume lock: its holder stopped beating',
+      );
+    },
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   try {

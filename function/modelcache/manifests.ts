@@ -129,12 +129,16 @@ export function filesObject(cache: CacheModel, cluster: ClusterView): Json | und
   }
 }
 
-/** The fetch program only merge-patches annotations on its own Job (function/fetch/reporter.ts). */
-export const REPORTER_VERBS = ['patch'];
+/**
+ * The fetch program's verbs on its own Job: `patch` merge-patches its progress annotations
+ * (fetch/reporter.ts); `get` reads back its podReplacementPolicy before it trusts an earlier
+ * pod of the Job to have stopped (fetch/pods.ts).
+ */
+export const REPORTER_VERBS = ['get', 'patch'];
 
 /**
- * The prefetch Job's ServiceAccount, a Role allowing exactly its own Job to be read and
- * annotated (progress, resolved revision, error), and the binding between them.
+ * The prefetch Job's ServiceAccount, a Role allowing exactly its own Job to be read (`get`) and
+ * annotated (`patch`: progress, resolved revision, error), and the binding between them.
  */
 export function reporterObjects(cache: CacheModel, cluster: ClusterView): Json[] {
   const name = cache.names.reporter;
@@ -243,6 +247,10 @@ export function jobObject(
       metadata: meta,
       spec: {
         backoffLimit: fetch.backoffLimit,
+        // A retry's pod starts only once the one before it has Failed, never beside one still
+        // terminating: then an earlier pod's volume lock is known to be free (fetch/pods.ts)
+        // and the next pod resumes at once instead of waiting out the lock's heartbeat.
+        podReplacementPolicy: 'Failed',
         // The deadline is the pod's, not the Job's: a Job's runs from its creation, so a claim
         // that binds late would use it up before the first byte moved. A pod's runs once it is
         // started, after its claim is bound; each retry gets its own.

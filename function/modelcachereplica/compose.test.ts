@@ -483,7 +483,16 @@ describe('issue 13: the prefetch Job on the cluster', () => {
 
   it('issue13 #15: no Job-level deadline, so the wait for a late claim is not counted against the fetch', () => {
     const manifest = job(compose(namespaced(f.replicaRequest(HF, US_EAST))));
-    expect(Object.keys(manifest['spec'] as Json).sort()).toEqual(['backoffLimit', 'template']);
+    expect(Object.keys(manifest['spec'] as Json).sort()).toEqual([
+      'backoffLimit',
+      'podReplacementPolicy',
+      'template',
+    ]);
+  });
+
+  it('issue13 #16: a retry pod starts only once the one before it has Failed, so its lock is provably free', () => {
+    const manifest = job(compose(namespaced(f.replicaRequest(HF, US_EAST))));
+    expect((manifest['spec'] as Json)['podReplacementPolicy']).toBe('Failed');
   });
 
   it('issue13 #17: the namespace first, then everything else once it is observed', () => {

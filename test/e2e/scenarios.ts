@@ -192,16 +192,21 @@ async function waitDownloading(ctx: Ctx, i: number, fraction: number): Promise<s
 }
 
 /** The fetch program's own account of a finished pod: its "staged" log line. */
-function stagedLine(ctx: Ctx, i: number, podName: string): Json | undefined {
+/** The fetch program's JSON log lines from a pod on workload cluster i. */
+function podLogLines(ctx: Ctx, i: number, podName: string): Json[] {
   const log = ctx
     .wl(i)
     .kubelet.containerLogs()
     .find((f) => f.includes(`_${podName}_`));
-  if (!log) return undefined;
-  const line = readFileSync(log, 'utf8')
+  if (!log) return [];
+  return readFileSync(log, 'utf8')
     .split('\n')
-    .find((l) => l.includes('"msg":"staged"'));
-  return line ? (JSON.parse(line) as Json) : undefined;
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Json);
+}
+
+function stagedLine(ctx: Ctx, i: number, podName: string): Json | undefined {
+  return podLogLines(ctx, i, podName).find((l) => l['msg'] === 'staged');
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -709,6 +714,16 @@ export const SCENARIOS: Scenario[] = [
       expectEqual('fetch pods (the killed one and the one that resumed)', pods, 2);
       const second = ctx.wl(0).kubelet.started.filter((p) => p.at >= t0 && p.name !== name)[0];
       const staged = second ? stagedLine(ctx, 0, second.name) : undefined;
+      // The killed pod's lock is taken over at once (the Job starts its next pod only once the
+      // killed one has Failed), not after the lock's heartbeat goes stale.
+      const lockLines = second
+        ? podLogLines(ctx, 0, second.name)
+            .filter((l) => String(l['msg']).includes('volume lock'))
+            .map((l) => `${String(l['msg'])} (${String(l['why'])})`)
+        : [];
+      expectEqual('the next pod’s volume-lock log lines', lockLines, [
+        'took over the volume lock: its holder is provably gone (gone)',
+      ]);
       const resumedBytes = Number(staged?.['bytesResumed'] ?? 0);
       // The killed pod had 30 % or more on disk: the next one must not fetch it all again.
       if (!(resumedBytes > 0.2 * Number(staged?.['bytesTotal'] ?? 0))) {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import type { FetchPlanSource } from '../../function/fetch/plan.js';
-import { podHolderGone } from '../../function/fetch/pods.js';
+import { isPodOfJob, podHolderGone } from '../../function/fetch/pods.js';
 import { bytes, capturedLogger, planFor, run, scratch, tree } from '../support/fetch-harness.js';
 import { startHttpServer, type HttpTestServer } from '../support/fetch-http.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fetch-kube.js';
@@ -21,7 +21,12 @@ const DATA = bytes(SIZE, 51);
 const DIGEST = sha256(DATA);
 /** Long enough that waiting it out would fail every case's time bound. */
 const STALE_MS = 60_000;
-const HOLDER_POD = 'llama-fetch-x7k2p';
+const JOB = 'llama-fetch';
+const HOLDER_POD = `${JOB}-x7k2p`;
+/** The pod the fetch under test runs in, when it is a later pod of the holder's Job. */
+const NEXT_POD = `${JOB}-q9w4z`;
+/** The Job as a cluster that knows podReplacementPolicy stores it. */
+const REPLACES_FAILED = { kind: 'Job', spec: { podReplacementPolicy: 'Failed', parallelism: 1 } };
 
 let server: HttpTestServer;
 let api: FakeApiServer;
@@ -40,6 +45,8 @@ afterEach(() => {
   server.requests.length = 0;
   api.patches.length = 0;
   api.pods.clear();
+  api.jobs.clear();
+  api.jobsForbidden = false;
   api.forbidden = false;
   api.noSuchPath = false;
   for (const c of cleanups.splice(0)) c();
@@ -58,12 +65,14 @@ const http = (): FetchPlanSource => ({
   sha256: DIGEST,
 });
 
-function pods() {
+function pods(who: { self?: string; jobName?: string } = {}) {
   const { log } = capturedLogger();
   return podHolderGone({
     host: api.host,
     port: api.port,
     namespace: 'team-a',
+    jobName: who.jobName ?? JOB,
+    ...(who.self !== undefined ? { self: who.self } : {}),
     tokenPath: `${api.serviceAccountDir}/token`,
     caPath: `${api.serviceAccountDir}/ca.crt`,
     timeoutMs: 2_000,
@@ -72,12 +81,12 @@ function pods() {
 }
 
 /** A fresh lock (just beaten) held by a fetch in another pod. */
-function lockHeldByPod(target: string): string {
+function lockHeldByPod(target: string, holder = HOLDER_POD): string {
   mkdirSync(join(target, '.modelcache'));
   const body = JSON.stringify({
     token: 'holder-token',
     identity: 'a'.repeat(64),
-    host: HOLDER_POD,
+    host: holder,
     pid: 1,
     startedAt: new Date().toISOString(),
   });
@@ -198,6 +207,127 @@ describe('issue13 #16: stale volume lock', () => {
       expect(new Set(api.patches.map((r) => `${r.method} ${r.path}`))).toEqual(
         new Set([`GET /api/v1/namespaces/team-a/pods/${HOLDER_POD}`]),
       );
+    },
+    20_000,
+  );
+});
+
+describe('issue13 #16: an earlier pod of the same Job', () => {
+  it.each([
+    { reason: 'a pod the Job generated', host: `${JOB}-x7k2p`, jobName: JOB, want: true },
+    { reason: 'this Job with a longer name', host: `${JOB}-2-x7k2p`, jobName: JOB, want: false },
+    { reason: 'no random suffix', host: `${JOB}-`, jobName: JOB, want: false },
+    { reason: 'a suffix of six', host: `${JOB}-x7k2pq`, jobName: JOB, want: false },
+    { reason: 'an upper-case suffix', host: `${JOB}-X7K2P`, jobName: JOB, want: false },
+    { reason: 'another Job', host: 'mistral-fetch-x7k2p', jobName: JOB, want: false },
+    {
+      reason: 'a Job name at the prefix limit (57 + "-")',
+      host: `${'j'.repeat(57)}-x7k2p`,
+      jobName: 'j'.repeat(57),
+      want: true,
+    },
+    {
+      reason: 'a Job name the API server would cut (the cut prefix may be another Job’s)',
+      host: `${'j'.repeat(58)}x7k2p`,
+      jobName: 'j'.repeat(58),
+      want: false,
+    },
+  ])('isPodOfJob: $reason', ({ host, jobName, want }) => {
+    expect(isPodOfJob(host, jobName)).toBe(want);
+  });
+
+  it('issue13 #16: a lock held by an earlier pod of this Job is taken over at once when the Job replaces only Failed pods', async () => {
+    const target = volume();
+    lockHeldByPod(target);
+    api.jobs.set(`team-a/${JOB}`, REPLACES_FAILED);
+    api.forbidden = true;
+    const { log, lines } = capturedLogger();
+    const started = Date.now();
+    const result = await run(planFor(http(), target), {
+      lockStaleMs: STALE_MS,
+      lockHolderGone: pods({ self: NEXT_POD }),
+      log,
+    });
+    expect(result.outcome).toBe('complete');
+    const lockLines = lines
+      .filter((l) => String(l['msg']).includes('volume lock'))
+      .map((l) => [l['msg'], l['why']]);
+    expect(lockLines).toEqual([['took over the volume lock: its holder is provably gone', 'gone']]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(api.patches.map((r) => [r.method, r.path, r.authorization])).toEqual([
+      ['GET', `/apis/batch/v1/namespaces/team-a/jobs/${JOB}`, `Bearer ${api.token}`],
+    ]);
+    expect(tree(target)).toEqual({ 'model.bin': DIGEST });
+  }, 20_000);
+
+  const JOB_PATH = `GET /apis/batch/v1/namespaces/team-a/jobs/${JOB}`;
+  const POD_PATH = `GET /api/v1/namespaces/team-a/pods/${HOLDER_POD}`;
+  it.each([
+    {
+      reason: 'the cluster dropped podReplacementPolicy (it does not know the field)',
+      job: { kind: 'Job', spec: { parallelism: 1 } },
+      jobsForbidden: false,
+      who: { self: NEXT_POD },
+      jobGets: 1,
+      requests: [JOB_PATH, POD_PATH],
+    },
+    {
+      reason: 'the Job runs two pods at once',
+      job: { kind: 'Job', spec: { podReplacementPolicy: 'Failed', parallelism: 2 } },
+      jobsForbidden: false,
+      who: { self: NEXT_POD },
+      jobGets: 1,
+      requests: [JOB_PATH, POD_PATH],
+    },
+    {
+      reason: 'the Role grants no get on the Job (asked again at each poll)',
+      job: REPLACES_FAILED,
+      jobsForbidden: true,
+      who: { self: NEXT_POD },
+      jobGets: 2,
+      requests: [JOB_PATH, POD_PATH],
+    },
+    {
+      reason: 'the holder was a pod of another Job (the previous identity’s)',
+      job: REPLACES_FAILED,
+      jobsForbidden: false,
+      who: { self: `${JOB}-0badf00d-q9w4z`, jobName: `${JOB}-0badf00d` },
+      jobGets: 0,
+      requests: [POD_PATH],
+    },
+    {
+      reason: 'this fetch is not a pod of the Job',
+      job: REPLACES_FAILED,
+      jobsForbidden: false,
+      who: { self: 'laptop' },
+      jobGets: 0,
+      requests: [POD_PATH],
+    },
+  ])(
+    'issue13 #16: a lock held by another pod is kept while $reason',
+    async ({ job, jobsForbidden, who, jobGets, requests }) => {
+      const target = volume();
+      const body = lockHeldByPod(target);
+      api.jobs.set(`team-a/${who.jobName ?? JOB}`, job);
+      api.jobsForbidden = jobsForbidden;
+      // The default Role: no get on pods, so the pod lookup proves nothing either.
+      api.forbidden = true;
+      const stop = new AbortController();
+      const running = run(planFor(http(), target), {
+        lockStaleMs: STALE_MS,
+        lockHolderGone: pods(who),
+        signal: stop.signal,
+      });
+      await sleep(1_000);
+      stop.abort(new Error('stopped by the test'));
+      await expect(running).rejects.toThrow('stopped by the test');
+      expect(readFileSync(join(target, '.modelcache/lock'), 'utf8')).toBe(body);
+      expect(server.requests).toEqual([]);
+      const seen = api.patches.map((r) => `${r.method} ${r.path}`);
+      expect(new Set(seen)).toEqual(new Set(requests));
+      const gets = seen.filter((r) => r.startsWith('GET /apis/batch')).length;
+      if (jobGets < 2) expect(gets).toBe(jobGets);
+      else expect(gets).toBeGreaterThanOrEqual(jobGets);
     },
     20_000,
   );

@@ -1,6 +1,6 @@
 // A fake Kubernetes API server on loopback (TLS, bearer token) that records the requests
-// the fetch program sends (PATCHes of its own Job, GETs of the pod holding the volume
-// lock), laid out like an in-cluster pod sees it.
+// the fetch program sends (PATCHes and GETs of its own Job, GETs of the pod holding the
+// volume lock), laid out like an in-cluster pod sees it.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +34,10 @@ export interface FakeApiServer {
   forbidden: boolean;
   /** Answer pod GETs with a bare 404, as a server that does not serve the path at all. */
   noSuchPath: boolean;
+  /** Jobs a GET of /apis/batch/v1/namespaces/{ns}/jobs/{name} finds, by "ns/name"; others 404. */
+  jobs: Map<string, unknown>;
+  /** Answer every Job GET 403 (a Role granting only `patch`, as before `get` was added). */
+  jobsForbidden: boolean;
   close(): Promise<void>;
 }
 
@@ -52,7 +56,8 @@ export async function startFakeApiServer(): Promise<FakeApiServer> {
   writeFileSync(join(dir, 'ca.crt'), cert.cert);
   const patches: RecordedPatch[] = [];
   const pods = new Map<string, string>();
-  const state = { respondWith: 200, forbidden: false, noSuchPath: false };
+  const jobs = new Map<string, unknown>();
+  const state = { respondWith: 200, forbidden: false, noSuchPath: false, jobsForbidden: false };
   const server: Server = createServer({ key: cert.private, cert: cert.cert }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -65,6 +70,20 @@ export async function startFakeApiServer(): Promise<FakeApiServer> {
         authorization: req.headers.authorization,
         body: text === '' ? undefined : (JSON.parse(text) as unknown),
       });
+      const job = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs\/([^/?]+)$/.exec(req.url ?? '');
+      if (req.method === 'GET' && job) {
+        const found = jobs.get(`${job[1] ?? ''}/${job[2] ?? ''}`);
+        const status = state.jobsForbidden ? 403 : found === undefined ? 404 : 200;
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify(
+            status === 200
+              ? found
+              : { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: status },
+          ),
+        );
+        return;
+      }
       const pod = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/?]+)$/.exec(req.url ?? '');
       if (req.method === 'GET' && pod) {
         const phase = pods.get(`${pod[1] ?? ''}/${pod[2] ?? ''}`);
@@ -116,6 +135,13 @@ export async function startFakeApiServer(): Promise<FakeApiServer> {
     token,
     patches,
     pods,
+    jobs,
+    get jobsForbidden() {
+      return state.jobsForbidden;
+    },
+    set jobsForbidden(v: boolean) {
+      state.jobsForbidden = v;
+    },
     get noSuchPath() {
       return state.noSuchPath;
     },
