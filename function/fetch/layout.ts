@@ -21,8 +21,11 @@ export interface ManifestFile {
   size: number;
   /** sha256 of the staged bytes, computed while writing them. */
   sha256: string;
-  /** What the bytes were checked against: the source's sha256, its git blob id, or nothing it published. */
-  verifiedBy: 'sha256' | 'gitBlobSha1' | 'none';
+  /**
+   * What the bytes were checked against: the source's sha256, its git blob id, the digest of
+   * the archive they were unpacked from (an OCI layer), or nothing the source published.
+   */
+  verifiedBy: 'sha256' | 'gitBlobSha1' | 'archive' | 'none';
 }
 
 export interface Manifest {

@@ -182,6 +182,8 @@ interface Staged {
   sha256: string;
   /** The part file to rename, or undefined when an interrupted publish already moved it. */
   part: string | undefined;
+  /** Unpacked from an archive the source listed (and that was verified by its digest). */
+  unpacked?: boolean;
 }
 
 export async function runFetch(plan: FetchPlan, opts: RunOptions): Promise<RunResult> {
@@ -381,17 +383,20 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
   }
   opts.signal?.throwIfAborted();
 
-  results.sort((a, b) => (a.file.path < b.file.path ? -1 : 1));
-  const manifestFiles: ManifestFile[] = results.map((r) => ({
+  const published = await assembled(source, layout, results, plan, stop.signal);
+  published.sort((a, b) => (a.file.path < b.file.path ? -1 : 1));
+  const manifestFiles: ManifestFile[] = published.map((r) => ({
     path: r.file.path,
     size: r.size,
     sha256: r.sha256,
     verifiedBy:
-      r.file.sha256 !== undefined
-        ? 'sha256'
-        : r.file.gitBlobSha1 !== undefined
-          ? 'gitBlobSha1'
-          : 'none',
+      r.unpacked === true
+        ? 'archive'
+        : r.file.sha256 !== undefined
+          ? 'sha256'
+          : r.file.gitBlobSha1 !== undefined
+            ? 'gitBlobSha1'
+            : 'none',
   }));
   const manifest: Manifest = {
     version: MANIFEST_VERSION,
@@ -401,7 +406,7 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
     totalBytes: manifestFiles.reduce((n, f) => n + f.size, 0),
     files: manifestFiles,
   };
-  await publish(layout, results, manifest, log);
+  await publish(layout, published, manifest, log);
   await rm(layout.staging, { recursive: true, force: true });
 
   log.info(
@@ -430,6 +435,44 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
     bytesFetched: progress.fetched,
     bytesResumed: progress.resumed,
   };
+}
+
+/**
+ * The files to publish: the downloaded ones, with the archives the source listed replaced by
+ * what its assemble() unpacks from them (under staging, so publishing stays renames).
+ */
+async function assembled(
+  source: Source,
+  layout: Layout,
+  results: Staged[],
+  plan: FetchPlan,
+  signal: AbortSignal,
+): Promise<Staged[]> {
+  const archives = results.filter((r) => r.file.archive === true);
+  if (archives.length === 0 || source.assemble === undefined) return results;
+  const work = join(layout.staging, 'unpacked');
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work);
+  const files = await source.assemble(
+    archives.map((a) => {
+      if (a.part === undefined) throw new Error(`archive ${a.file.path} has no part`);
+      return { path: a.file.path, file: a.part };
+    }),
+    work,
+    { ...(plan.capacityBytes !== undefined ? { maxBytes: plan.capacityBytes } : {}), signal },
+  );
+  const out: Staged[] = [
+    ...results.filter((r) => r.file.archive !== true),
+    ...files.map((f) => ({
+      file: { path: f.path, size: f.size },
+      size: f.size,
+      sha256: f.sha256,
+      part: f.file,
+      unpacked: true,
+    })),
+  ];
+  checkPaths(out.map((s) => s.file));
+  return out;
 }
 
 function requestLimits(opts: RunOptions): RequestLimits {
@@ -517,7 +560,12 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
     // An interrupted publish may have moved it already: accept it only if it hashes the same.
     const published = join(layout.root, file.path);
     const st = await lstat(published).catch(() => undefined);
-    if (partStat === undefined && st?.isFile() === true && st.size === ck.offset) {
+    if (
+      file.archive !== true &&
+      partStat === undefined &&
+      st?.isFile() === true &&
+      st.size === ck.offset
+    ) {
       const h = new Hashes({ path: file.path });
       await rehash(published, 0, st.size, h);
       if (h.sha256.digest('hex') === ck.sha256) {
@@ -528,7 +576,7 @@ async function stageFile(ctx: FileContext, file: RemoteFile): Promise<Staged> {
     }
     ck = undefined;
   }
-  if (ck === undefined) {
+  if (ck === undefined && file.archive !== true) {
     const kept = await keptOnVolume(ctx, file);
     if (kept !== undefined) return kept;
   }

@@ -2,7 +2,14 @@ import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
 import type { FetchPlanSource } from '../plan.js';
 import type { Source } from './types.js';
 
-export type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
+export type {
+  AssembledFile,
+  DownloadedArchive,
+  Listing,
+  OpenedBody,
+  RemoteFile,
+  Source,
+} from './types.js';
 
 /**
  * The module that serves `source.type`; credentials are read from `env` by variable name.
@@ -23,7 +30,7 @@ export async function sourceFor(
     case 'http':
       return (await import('./http.js')).httpSource(source, env, limits);
     case 'oci':
-      return (await import('./oci.js')).ociSource(source);
+      return (await import('./oci.js')).ociSource(source, env, limits);
     case 'inline':
     case 'configMap':
       return (await import('./files.js')).filesSource(source);

@@ -12,6 +12,29 @@ export interface RemoteFile {
   gitBlobSha1?: string;
   /** Opaque version of the remote object (ETag, commit): a partial file resumes only against the same one. */
   validator?: string;
+  /**
+   * An archive the source's assemble() turns into files (an OCI layer): downloaded and
+   * verified like any file, never published under its own path nor kept from the volume.
+   */
+  archive?: boolean;
+}
+
+/** A listed archive, downloaded and verified. */
+export interface DownloadedArchive {
+  path: string;
+  /** Its bytes on disk, in staging. */
+  file: string;
+}
+
+/** A file assemble() made, ready to be renamed into place. */
+export interface AssembledFile {
+  /** Relative path in the volume. */
+  path: string;
+  /** Where it is now, under the work directory. */
+  file: string;
+  size: number;
+  /** Computed while it was written. */
+  sha256: string;
 }
 
 export interface Listing {
@@ -45,4 +68,14 @@ export interface Source {
    * classified by the engine for retries.
    */
   open(file: RemoteFile, offset: number, signal: AbortSignal, end?: number): Promise<OpenedBody>;
+  /**
+   * Turn the listed archives, once all are downloaded and verified, into the files to publish,
+   * written under `workDir` (empty, on the volume); files not listed as archives are published
+   * as they are. `maxBytes` bounds what it writes (the volume's size, when known).
+   */
+  assemble?(
+    archives: readonly DownloadedArchive[],
+    workDir: string,
+    opts: { maxBytes?: number; signal: AbortSignal },
+  ): Promise<AssembledFile[]>;
 }
