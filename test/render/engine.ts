@@ -8,8 +8,8 @@
 //   crossplane.io/composite label, its compositionRef, resourceRefs for the observed resources
 //   and the Responsive condition before the pipeline runs;
 // - each step is called with required resources until its requirements stop changing (at most
-//   six calls), as Crossplane's FetchingFunctionRunner does, from an in-memory store of the XR,
-//   the observed resources and the required resources;
+//   six calls: test/support/requirements-loop.ts, shared with the fleet simulation), from an
+//   in-memory store of the XR, the observed resources and the required resources;
 // - composed resources get the XR's namespace, the composition-resource-name annotation, the
 //   crossplane.io/composite label, a controller reference and a name derived from the XR's UID
 //   (names.ChildName), or keep the observed resource's name; an XR that already carries the
@@ -35,6 +35,8 @@ import {
   type ResourceSelector,
 } from '@crossplane-org/function-sdk-typescript';
 import type { Logger } from 'pino';
+
+import { runWithRequirements } from '../support/requirements-loop.js';
 
 export type Doc = Record<string, unknown>;
 
@@ -69,7 +71,6 @@ const ANNOTATION_RESOURCE_NAME = 'crossplane.io/composition-resource-name';
 const LABEL_COMPOSITE = 'crossplane.io/composite';
 const LABEL_CLAIM_NAME = 'crossplane.io/claim-name';
 const LABEL_CLAIM_NAMESPACE = 'crossplane.io/claim-namespace';
-const MAX_REQUIREMENTS_ITERATIONS = 5;
 /** Condition types Crossplane does not let a Function set. */
 const SYSTEM_CONDITIONS = new Set(['Ready', 'Synced', 'Healthy', 'UpToDate', 'Responsive']);
 
@@ -304,13 +305,6 @@ function fetchRequired(store: Doc[], sel: ResourceSelector): Resources {
   };
 }
 
-/** Crossplane's proto.Equal on the requirements, via the wire encoding. */
-function requirementsKey(rsp: RunFunctionResponse): string {
-  return rsp.requirements === undefined
-    ? ''
-    : JSON.stringify(wire(rsp.requirements), Object.keys(wire(rsp.requirements)).sort());
-}
-
 function roundTrip(req: RunFunctionRequest): RunFunctionRequest {
   return RunFunctionRequest.decode(RunFunctionRequest.encode(req).finish());
 }
@@ -319,34 +313,17 @@ function roundTripResponse(rsp: RunFunctionResponse): RunFunctionResponse {
   return RunFunctionResponse.decode(RunFunctionResponse.encode(rsp).finish());
 }
 
-/** FetchingFunctionRunner.RunFunction: call until the requirements stop changing. */
-async function runWithRequirements(
+/** The requirements loop (test/support/requirements-loop.ts), each message through the wire. */
+function runStep(
   run: StepRunner,
-  base: RunFunctionRequest,
+  req: RunFunctionRequest,
   store: Doc[],
   log: Logger,
 ): Promise<RunFunctionResponse> {
-  let req = base;
-  let previous: string | undefined;
-  for (let i = 0; i <= MAX_REQUIREMENTS_ITERATIONS; i++) {
-    const rsp = roundTripResponse(await run(roundTrip(req), log));
-    if (rsp.results.some((r) => r.severity === Severity.SEVERITY_FATAL)) return rsp;
-    const key = requirementsKey(rsp);
-    if (key === previous) return rsp;
-    previous = key;
-    const required: Record<string, Resources> = {};
-    for (const [name, sel] of Object.entries(rsp.requirements?.resources ?? {})) {
-      required[name] = fetchRequired(store, sel);
-    }
-    // eslint-disable-next-line @typescript-eslint/no-deprecated -- Crossplane still answers both
-    for (const [name, sel] of Object.entries(rsp.requirements?.extraResources ?? {})) {
-      required[name] = fetchRequired(store, sel);
-    }
-    req = { ...req, requiredResources: required, context: rsp.context };
-  }
-  throw new Error(
-    `requirements didn't stabilize after the maximum number of iterations (${MAX_REQUIREMENTS_ITERATIONS})`,
-  );
+  return runWithRequirements(req, {
+    call: async (r) => roundTripResponse(await run(roundTrip(r), log)),
+    fetch: (_name, selector) => fetchRequired(store, selector),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,7 +479,7 @@ export async function render(inputs: RenderInputs): Promise<RenderOutput> {
       context,
       requiredResources: {},
     });
-    const rsp = await runWithRequirements(runner, req, store, inputs.log);
+    const rsp = await runStep(runner, req, store, inputs.log);
     desired = rsp.desired ?? { composite: undefined, resources: {} };
     context = rsp.context ?? {};
     for (const c of rsp.conditions) {

@@ -23,6 +23,7 @@ import {
 } from '@crossplane-org/function-sdk-typescript';
 
 import type { VirtualClock } from '../core/clock.js';
+import { canonical, runWithRequirements } from '../../support/requirements-loop.js';
 import { CircuitBreaker, type BreakerOptions } from './circuit.js';
 import type { EventLog } from '../core/events.js';
 import {
@@ -72,8 +73,6 @@ const ANNOTATION_RESOURCE_NAME = 'crossplane.io/composition-resource-name';
 const FIELD_OWNER_XR = 'apiextensions.crossplane.io/composite';
 /** xpv2.IsSystemConditionType + apiextensions TypeResponsive (apis/apiextensions/v1/conditions.go). */
 const SYSTEM_CONDITIONS = new Set(['Ready', 'Synced', 'Healthy', 'UpToDate', 'Responsive']);
-/** internal/xfn/required_resources.go: the loop runs for i := 0; i <= 5 — up to six calls. */
-export const MAX_REQUIREMENTS_ITERATIONS = 5;
 
 /** ComposedFieldOwnerName: one SSA field manager per XR (composition_functions.go). */
 function composedFieldOwner(xr: KObject): string {
@@ -82,18 +81,6 @@ function composedFieldOwner(xr: KObject): string {
     .update(xr.metadata.name + gk)
     .digest('hex');
   return `apiextensions.crossplane.io/composed/${h}`;
-}
-
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (isObj(v)) {
-    return `{${Object.keys(v)
-      .filter((k) => v[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
 }
 
 interface Composed {
@@ -491,42 +478,20 @@ export class CompositeController {
     return out;
   }
 
-  /** FetchingFunctionRunner.RunFunction (internal/xfn/required_resources.go, v2.3.0). */
-  private async runWithRequirements(
+  /** FetchingFunctionRunner.RunFunction (test/support/requirements-loop.ts), each call counted. */
+  private runWithRequirements(
     fnName: string,
     req: RunFunctionRequest,
     xrKey: string,
   ): Promise<RunFunctionResponse> {
-    let requirements: string | undefined; // canonical form of the previous iteration's
-    const bootstrap = { ...req.requiredResources };
-    for (let i = 0; i <= MAX_REQUIREMENTS_ITERATIONS; i++) {
-      req.meta = { tag: tag(req), capabilities: [] };
-      this.calls.set(xrKey, (this.calls.get(xrKey) ?? 0) + 1);
-      const rsp = await this.runner.run(fnName, req);
-      if (rsp.results.some((r) => r.severity === Severity.SEVERITY_FATAL)) return rsp;
-      const reqs = rsp.requirements;
-      const canon = reqs === undefined ? undefined : canonical(reqs);
-      if (canon === requirements) return rsp; // "The requirements stabilized, the function is done."
-      requirements = canon;
-      // Fetch what it asked for; a selector with no match gives an empty (present) entry:
-      // "missing" means not fetched yet, "empty" means none exist.
-      const extra: Record<string, Resources> = {};
-      req.requiredResources = { ...bootstrap };
-      // Crossplane still serves the deprecated extra_resources field the same way.
-      // eslint-disable-next-line @typescript-eslint/no-deprecated -- read for older functions
-      for (const [name, selector] of Object.entries(reqs?.extraResources ?? {})) {
-        extra[name] = this.fetchFor(name, selector);
-      }
-      for (const [name, selector] of Object.entries(reqs?.resources ?? {})) {
-        req.requiredResources[name] = this.fetchFor(name, selector);
-      }
-      // eslint-disable-next-line @typescript-eslint/no-deprecated -- written for older functions
-      req.extraResources = extra;
-      req.context = rsp.context;
-    }
-    throw new Error(
-      `requirements didn't stabilize after the maximum number of iterations (${MAX_REQUIREMENTS_ITERATIONS})`,
-    );
+    return runWithRequirements(req, {
+      call: (r) => {
+        r.meta = { tag: tag(r), capabilities: [] };
+        this.calls.set(xrKey, (this.calls.get(xrKey) ?? 0) + 1);
+        return this.runner.run(fnName, r);
+      },
+      fetch: (name, selector) => this.fetchFor(name, selector),
+    });
   }
 
   private fetchFor(name: string, rs: ResourceSelector): Resources {
