@@ -9,6 +9,7 @@
 #   .cache/bin/core-<v>/{crossplane,crds/}  + .cache/bin/cli-<v>/crossplane  (build-crossplane.sh)
 #   .cache/bin/core-<v>-webhooks/usage.yaml (Crossplane's Usage webhook configuration)
 #   .cache/bin/lws-<v>/leaderworkersets.yaml (the LeaderWorkerSet CRD, for the gang scenario)
+#   .cache/bin/{crane,oras}-<v>/ (test/oci/build.sh: the registry and tools of the oci scenario)
 #
 #   test/e2e/build.sh            # build what is missing
 #   FORCE=1 test/e2e/build.sh    # rebuild everything
@@ -190,5 +191,8 @@ if fresh test -f "$ldir/leaderworkersets.yaml"; then
   chmod u+w "$ldir/leaderworkersets.yaml.tmp"
   mv "$ldir/leaderworkersets.yaml.tmp" "$ldir/leaderworkersets.yaml"
 fi
+
+# --- the OCI source's peers: crane (its registry, image builds) and oras (test/oci/versions.env) --
+bash "$root/test/oci/build.sh"
 
 say "all binaries ready in $(elapsed "$t0") s"

@@ -3,7 +3,8 @@
 // replicas' statuses whole (test/e2e/expected/<name>.yaml) and, on every Ready cluster, that
 // the volume's files are sha256-identical to the source.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import { parse } from 'yaml';
@@ -16,6 +17,7 @@ import type { Json } from './kube.js';
 import { waitFor } from './procs.js';
 import { matching, modelRepo, type Sources } from './sources.js';
 import { sha256Map } from './harness.js';
+import { craneImage, startFront, startRegistry } from '../oci/peers.js';
 
 export interface Scenario {
   name: string;
@@ -340,6 +342,85 @@ export const SCENARIOS: Scenario[] = [
       const leaks = await sentinelLeaks(ctx, sentinel);
       expectEqual('places the sentinel secret appears', leaks, []);
       ctx.note('sentinel secret absent from every XR, event, Object status and component log');
+    },
+  },
+  {
+    name: 'oci',
+    title:
+      'example 11: a modelcar image (crane) from a real registry behind a token challenge; the registry password is a sentinel',
+    async run(ctx) {
+      const example = '11-oci-modelcar';
+      const sentinel = `e2e-sentinel-${randomBytes(12).toString('hex')}`;
+      await platform(
+        ctx,
+        example,
+        { 'gpu-west': { wl: 0, storageClass: ['efs-rwx', 'efs.csi.aws.com'] } },
+        SINGLE,
+      );
+      const registry = await startRegistry();
+      const front = await startFront(registry.host, {
+        bearer: { user: 'ml-team', password: sentinel, token: `tok-${sentinel}` },
+      });
+      const work = mkdtempSync(join(tmpdir(), 'e2e-oci-'));
+      try {
+        const weights = bytes(900_000, 1101);
+        const ref = `${registry.host}/modelcars/granite-3.1-8b-instruct:v1`;
+        const digest = await craneImage(work, ref, [
+          [
+            { name: 'bin/sh', data: 'not a shell' },
+            { name: 'models/model-00001-of-00001.safetensors', data: weights },
+            { name: 'models/config.json', data: '{"v":1}\n' },
+            { name: 'models/stale.json', data: '{}\n' },
+          ],
+          [
+            { name: 'models/config.json', data: '{"v":2}\n' },
+            { name: 'models/.wh.stale.json', data: '' },
+            { name: 'models/tokenizer.json', data: '{"vocab":{}}\n' },
+            { name: 'models/README.md', data: 'not staged: outside the include globs\n' },
+          ],
+        ]);
+        const secret = ctx.example(`${example}/prerequisites/secret.yaml`);
+        const auth = Buffer.from(`ml-team:${sentinel}`).toString('base64');
+        obj(secret[0]?.['stringData'])['.dockerconfigjson'] = JSON.stringify({
+          auths: { [front.host]: { auth } },
+        });
+        await ctx.apply(secret);
+        const docs = ctx.example(`${example}/xr.yaml`, (d) => {
+          const oci = obj(obj(obj(obj(d['spec'])['artifact'])['source'])['oci']);
+          oci['ref'] = `${front.host}/modelcars/granite-3.1-8b-instruct:v1`;
+          oci['plainHTTP'] = true;
+        });
+        await stage(ctx, docs, 1);
+        const mc = await expectCache(ctx, 'oci', NS, 'granite-8b');
+        await expectVolumes(
+          ctx,
+          mc,
+          sha256Map({
+            'model-00001-of-00001.safetensors': weights,
+            'config.json': '{"v":2}\n',
+            'tokenizer.json': '{"vocab":{}}\n',
+          }),
+          { 'gpu-west': 0 },
+          1,
+        );
+        const replica = await ctx.getXr('ModelCacheReplica', NS, 'granite-8b-gpu-west');
+        expectEqual(
+          'the revision the replica reports (the tag resolved to its manifest digest)',
+          obj(replica?.['status'])['resolvedRevision'],
+          digest,
+        );
+        const challenged = front.requests.filter((r) => r.at === 'realm' && r.status === 200);
+        expectEqual('tokens the realm handed out', challenged.length >= 1, true);
+        const leaks = await sentinelLeaks(ctx, sentinel);
+        expectEqual('places the registry password appears', leaks, []);
+        ctx.note(
+          `staged image ${digest} through a Bearer challenge; the password appears nowhere it must not`,
+        );
+      } finally {
+        await front.close();
+        await registry.stop();
+        rmSync(work, { recursive: true, force: true });
+      }
     },
   },
   {

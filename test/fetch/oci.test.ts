@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { pack } from 'tar-stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { FetchError } from '../../function/fetch/errors.js';
@@ -25,7 +24,16 @@ import {
   parseRef,
 } from '../../function/fetch/sources/oci.js';
 import { bytes, capturedLogger, planFor, run, scratch, tree } from '../support/fetch-harness.js';
-import { crane, oras, startFront, startRegistry, type Front, type Registry } from '../oci/peers.js';
+import {
+  crane,
+  craneImage,
+  oras,
+  startFront,
+  startRegistry,
+  type Front,
+  type Registry,
+  type TarEntry,
+} from '../oci/peers.js';
 
 const MIB = 1024 * 1024;
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -75,56 +83,6 @@ async function orasPush(ref: string, dir: string, paths: string[]): Promise<stri
     ['push', '--plain-http', '--no-tty', '--format', 'go-template={{.digest}}', ref, ...paths],
     dir,
   );
-}
-
-type TarEntry =
-  | { name: string; data: Buffer | string }
-  | { name: string; type: 'directory' }
-  | { name: string; type: 'symlink' | 'link'; linkname: string }
-  | { name: string; type: 'character-device' | 'fifo' };
-
-/** A tar archive of raw entries, names as given (nothing normalised: escapes stay escapes). */
-async function tarball(entries: TarEntry[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => {
-    chunks.push(c as Buffer);
-  });
-  const done = new Promise<void>((resolve) => {
-    p.on('end', () => {
-      resolve();
-    });
-  });
-  for (const e of entries) {
-    if ('data' in e) {
-      await new Promise<void>((resolve, reject) => {
-        p.entry({ name: e.name, mode: 0o644 }, e.data, (err) => {
-          if (err) reject(err);
-          else resolve();
-        });
-      });
-    } else if (e.type === 'symlink' || e.type === 'link') {
-      p.entry({ name: e.name, type: e.type, linkname: e.linkname });
-    } else if (e.type === 'directory') {
-      p.entry({ name: e.name, type: 'directory', mode: 0o755 });
-    } else {
-      p.entry({ name: e.name, type: e.type, devmajor: 1, devminor: 3 });
-    }
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
-/** An image of these layers (oldest first) built with `crane append`; returns its digest. */
-async function craneImage(ref: string, layers: TarEntry[][]): Promise<string> {
-  const dir = mkdtempSync(join(work, 'image-'));
-  for (const [i, layer] of layers.entries()) {
-    const file = join(dir, `layer-${String(i)}.tar`);
-    writeFileSync(file, await tarball(layer));
-    await crane(['append', ...(i > 0 ? ['-b', ref] : []), '-f', file, '-t', ref]);
-  }
-  return crane(['digest', ref]);
 }
 
 function manifestOf(
@@ -372,7 +330,7 @@ describe('a modelcar image built with crane', () => {
   it('stages /models with the layers applied in order: overwrites, whiteouts, an opaque directory, links inside', async () => {
     const big = bytes(2 * MIB, 4);
     const ref = `${registry.host}/modelcar/granite:v1`;
-    const digest = await craneImage(ref, [
+    const digest = await craneImage(work, ref, [
       [
         { name: 'bin/sh', data: '#!binary' },
         { name: 'models/', type: 'directory' },
@@ -460,7 +418,7 @@ describe('a modelcar image built with crane', () => {
     'refuses a layer with $reason, naming layer and entry; nothing is published',
     async ({ entry, error }) => {
       const ref = `${registry.host}/modelcar/escape:${sha(entry.name).slice(0, 8)}`;
-      await craneImage(ref, [[{ name: 'models/ok.txt', data: 'ok' }, entry]]);
+      await craneImage(work, ref, [[{ name: 'models/ok.txt', data: 'ok' }, entry]]);
       const manifest = JSON.parse(await crane(['manifest', ref])) as {
         layers: { digest: string }[];
       };
@@ -477,7 +435,7 @@ describe('a modelcar image built with crane', () => {
   it('an unpacked tree larger than the volume is refused (bounded extraction)', async () => {
     const ref = `${registry.host}/modelcar/bomb:v1`;
     // Zeros compress a thousandfold: a small layer that unpacks past the volume's capacity.
-    await craneImage(ref, [[{ name: 'models/zeros.bin', data: Buffer.alloc(4 * MIB) }]]);
+    await craneImage(work, ref, [[{ name: 'models/zeros.bin', data: Buffer.alloc(4 * MIB) }]]);
     const manifest = JSON.parse(await crane(['manifest', ref])) as {
       layers: { digest: string; size: number }[];
     };

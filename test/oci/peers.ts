@@ -5,7 +5,7 @@
 // realm on its own origin), blob redirects to a "blob storage" origin, a corrupted byte, slow
 // bodies, and a record of every request. Everything listens on 127.0.0.1.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,8 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+
+import { pack } from 'tar-stream';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const run = promisify(execFile);
@@ -321,4 +323,57 @@ export async function startFront(upstream: string, opts: FrontOptions = {}): Pro
       }
     },
   };
+}
+
+export type TarEntry =
+  | { name: string; data: Buffer | string }
+  | { name: string; type: 'directory' }
+  | { name: string; type: 'symlink' | 'link'; linkname: string }
+  | { name: string; type: 'character-device' | 'fifo' };
+
+/** A tar archive of raw entries, names as given (nothing normalised: escapes stay escapes). */
+export async function tarball(entries: TarEntry[]): Promise<Buffer> {
+  const p = pack();
+  const chunks: Buffer[] = [];
+  p.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((resolve) => {
+    p.on('end', () => {
+      resolve();
+    });
+  });
+  for (const e of entries) {
+    if ('data' in e) {
+      await new Promise<void>((resolve, reject) => {
+        p.entry({ name: e.name, mode: 0o644 }, e.data, (err) => {
+          if (err) reject(err);
+          else resolve();
+        });
+      });
+    } else if (e.type === 'symlink' || e.type === 'link') {
+      p.entry({ name: e.name, type: e.type, linkname: e.linkname });
+    } else if (e.type === 'directory') {
+      p.entry({ name: e.name, type: 'directory', mode: 0o755 });
+    } else {
+      p.entry({ name: e.name, type: e.type, devmajor: 1, devminor: 3 });
+    }
+  }
+  p.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/**
+ * An image of these layers (oldest first) built with `crane append` in a scratch folder under
+ * `work`; returns its manifest digest.
+ */
+export async function craneImage(work: string, ref: string, layers: TarEntry[][]): Promise<string> {
+  const dir = mkdtempSync(join(work, 'image-'));
+  for (const [i, layer] of layers.entries()) {
+    const file = join(dir, `layer-${String(i)}.tar`);
+    writeFileSync(file, await tarball(layer));
+    await crane(['append', ...(i > 0 ? ['-b', ref] : []), '-f', file, '-t', ref]);
+  }
+  return crane(['digest', ref]);
 }
