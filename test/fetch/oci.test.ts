@@ -28,6 +28,7 @@ import {
   crane,
   craneImage,
   oras,
+  tarball,
   startFront,
   startRegistry,
   type Front,
@@ -264,6 +265,42 @@ describe('an artifact pushed with oras', () => {
     ]);
   }, 120_000);
 
+  it("unpacks a ModelPack artifact's tar weight layer by its media type; a raw layer stays a file", async () => {
+    const dir = mkdtempSync(join(work, 'modelpack-'));
+    const weights = bytes(MIB, 10);
+    writeFileSync(
+      join(dir, 'weights.tar'),
+      await tarball([{ name: 'model.safetensors', data: weights }]),
+    );
+    files(dir, { 'config.json': '{"architectures":["Granite"]}' });
+    const ref = `${registry.host}/modelpack/granite:v1`;
+    const digest = await oras(
+      [
+        'push',
+        '--plain-http',
+        '--no-tty',
+        '--format',
+        'go-template={{.digest}}',
+        '--artifact-type',
+        'application/vnd.cncf.model.manifest.v1+json',
+        ref,
+        'weights.tar:application/vnd.cncf.model.weight.v1.tar',
+        'config.json:application/vnd.cncf.model.weight.config.v1.raw',
+      ],
+      dir,
+    );
+    const target = volume();
+    const result = await run(planFor(oci(ref), target));
+    const staged = { 'model.safetensors': weights, 'config.json': '{"architectures":["Granite"]}' };
+    expect(result.manifest).toEqual(
+      manifestOf('oci', digest, staged, 'sha256', { 'model.safetensors': 'archive' }),
+    );
+    expect(tree(target)).toEqual({
+      'config.json': sha(staged['config.json']),
+      'model.safetensors': sha(weights),
+    });
+  }, 120_000);
+
   it('keeps only what include/exclude select, by title', async () => {
     const dir = mkdtempSync(join(work, 'globs-'));
     files(dir, { 'a.safetensors': 'A', 'b.bin': 'B', 'README.md': 'R' });
@@ -373,6 +410,24 @@ describe('a modelcar image built with crane', () => {
     expect(tree(target)).toEqual(
       Object.fromEntries(Object.entries(staged).map(([p, d]) => [p, sha(d)])),
     );
+  }, 120_000);
+
+  it('an image index resolves to its linux/amd64 manifest; the index digest is the revision', async () => {
+    const amd = `${registry.host}/modelcar/multi:amd64`;
+    const arm = `${registry.host}/modelcar/multi:arm64`;
+    await craneImage(work, amd, [[{ name: 'models/arch.txt', data: 'amd64' }]]);
+    await craneImage(work, arm, [[{ name: 'models/arch.txt', data: 'arm64' }]]);
+    await crane(['mutate', '--set-platform', 'linux/amd64', amd, '-t', amd]);
+    await crane(['mutate', '--set-platform', 'linux/arm64', arm, '-t', arm]);
+    const idx = `${registry.host}/modelcar/multi:v1`;
+    await crane(['index', 'append', '-m', arm, '-m', amd, '-t', idx]);
+    const digest = await crane(['digest', idx]);
+    const target = volume();
+    const result = await run(planFor(oci(idx), target));
+    expect({ revision: result.manifest.resolvedRevision, files: tree(target) }).toEqual({
+      revision: digest,
+      files: { 'arch.txt': sha('amd64') },
+    });
   }, 120_000);
 
   const escapes: { reason: string; entry: TarEntry; error: string }[] = [

@@ -38,6 +38,14 @@ const ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.d
 export const TITLE = 'org.opencontainers.image.title';
 /** ORAS marks a layer that is a directory archived as tar+gzip with this annotation. */
 export const ORAS_UNPACK = 'io.deis.oras.content.unpack';
+/**
+ * Layer media types that are tar archives of files by format, not by annotation: CNCF
+ * ModelPack's (application/vnd.cncf.model.weight.v1.tar, ...+gzip) and KitOps ModelKits'
+ * (application/vnd.kitops.modelkit.model.v1.tar+gzip). ORAS's default layer type
+ * (application/vnd.oci.image.layer.v1.tar) is not among them: ORAS pushes plain files under it.
+ */
+export const ARCHIVE_LAYER =
+  /^application\/vnd\.(cncf\.model|kitops\.modelkit)\.[a-z0-9.]+\.tar(\+gzip|\+zstd)?$/;
 /** A manifest larger than this is refused (the distribution spec suggests 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 << 20;
 /** Index entries followed at most, nested: an index of indexes of ... is refused past this. */
@@ -490,7 +498,10 @@ export function ociSource(plan: OciPlan, env: NodeJS.ProcessEnv, limits: OciLimi
         const what = `layer ${i} (${d.digest})`;
         const hex = digestHex(d, what);
         const title = d.annotations?.[TITLE];
-        const unpack = layout === 'image' || d.annotations?.[ORAS_UNPACK] === 'true';
+        const unpack =
+          layout === 'image' ||
+          d.annotations?.[ORAS_UNPACK] === 'true' ||
+          ARCHIVE_LAYER.test(d.mediaType);
         if (layout === 'artifact' && (title === undefined || title === '')) {
           throw new FetchError(
             `${what} has no ${TITLE} annotation, so it has no file name; set layout: image if the artifact is a container image`,
