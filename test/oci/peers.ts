@@ -62,11 +62,12 @@ export interface Registry {
 }
 
 /** `crane registry serve` on a loopback port, up when this resolves. */
-export async function startRegistry(): Promise<Registry> {
+export async function startRegistry(opts: { disk?: string } = {}): Promise<Registry> {
   const { crane: bin } = ociTools();
-  const child: ChildProcess = spawn(bin, ['registry', 'serve', '--address', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const args = ['registry', 'serve', '--address', '127.0.0.1:0'];
+  // Blobs in memory by default; on disk (--disk) for artifacts too large to hold twice.
+  if (opts.disk !== undefined) args.push('--disk', opts.disk);
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const onData = (d: Buffer): void => {
     output += d.toString();
