@@ -251,6 +251,8 @@ export function ociSource(plan: OciPlan, env: NodeJS.ProcessEnv, limits: OciLimi
   }
   // Values never to print; bearer tokens join as the realm hands them out.
   const secrets: string[] = [];
+  const rawConfig = plan.dockerConfigEnv !== undefined ? env[plan.dockerConfigEnv] : undefined;
+  if (rawConfig !== undefined && rawConfig !== '') secrets.push(rawConfig);
   for (const v of [creds?.password, creds?.identityToken, creds?.registryToken]) {
     if (v !== undefined) secrets.push(v);
   }
