@@ -229,21 +229,13 @@ describe('XRD schemas agree with the zod schemas', () => {
   const inferenceCluster = openApiSchema(readYaml(INFERENCE_CLUSTER_XRD));
   const replica = openApiSchema(readYaml(MODEL_CACHE_REPLICA_XRD));
 
+  // InferenceCluster is not compared here: its XRD is generated from zod, and
+  // test/schema/xrd-drift.test.ts fails when the committed file is not what generation writes.
   it.each([
     {
       reason: 'ModelCache spec mirrors modelCacheSpec',
       xrd: propertyAt(modelCache, 'spec'),
       zod: modelCacheSpec,
-    },
-    {
-      reason: 'InferenceCluster spec mirrors inferenceClusterSpec',
-      xrd: propertyAt(inferenceCluster, 'spec'),
-      zod: inferenceClusterSpec,
-    },
-    {
-      reason: 'InferenceCluster status mirrors inferenceClusterStatus',
-      xrd: propertyAt(inferenceCluster, 'status'),
-      zod: inferenceClusterStatus,
     },
     {
       reason: 'ModelCacheReplica spec mirrors modelCacheReplicaSpec',

@@ -1,0 +1,229 @@
+// An XRD generated from the zod schema the Function parses with, so the API is written once:
+// zod states every field, type, bound, enum, default, pattern and what is required
+// (z.toJSONSchema, put in a structural schema's terms); the XRD's metadata file
+// (apis/<plural>/definition.meta.yaml) states only what zod cannot: names, scope, printer
+// columns, and per field its description and Kubernetes-only rules (CEL, list types, formats).
+// A metadata field zod no longer has, or a metadata keyword zod owns, is an error, not a silent
+// leftover. npm run generate:xrds writes the XRDs; test/schema/xrd-drift.test.ts fails when a
+// committed XRD differs from what this generates.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { format, resolveConfig } from 'prettier';
+import { Document, parse, visit } from 'yaml';
+import { z } from 'zod';
+
+import {
+  inferenceClusterSpec,
+  inferenceClusterStatus,
+} from '../../function/api/inferencecluster.js';
+
+type Node = Record<string, unknown>;
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The XRDs generated so far, by folder under apis/, with the zod schema of each top field. */
+export const GENERATED_XRDS: Readonly<Record<string, Readonly<Record<string, z.ZodType>>>> = {
+  inferenceclusters: { spec: inferenceClusterSpec, status: inferenceClusterStatus },
+};
+
+/** Keywords only the metadata file states: documentation and Kubernetes-only rules. */
+const META_KEYWORDS = [
+  'description',
+  'format',
+  'minProperties',
+  'maxProperties',
+  'x-kubernetes-validations',
+  'x-kubernetes-list-type',
+  'x-kubernetes-list-map-keys',
+] as const;
+/** Keywords taken from zod, in the order the XRD lists them. */
+const ZOD_KEYWORDS = [
+  'required',
+  'enum',
+  'default',
+  'minimum',
+  'maximum',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'pattern',
+] as const;
+const NESTED = ['properties', 'items', 'additionalProperties'] as const;
+
+function isNode(v: unknown): v is Node {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * One node of zod's JSON Schema in a structural schema's terms: an optional member's
+ * `anyOf [x, null]` unwrapped, number+multipleOf(1) as integer, the safe-integer bounds zod adds
+ * to `.int()` dropped, `\/` in patterns unescaped (RE2 and JavaScript accept a plain slash), and
+ * `additionalProperties: false` dropped (a structural schema has properties or
+ * additionalProperties, not both). Record key rules (`propertyNames`) must be CEL in metadata.
+ */
+function structural(input: Node, path: string): Node {
+  let node = { ...input };
+  delete node['$schema'];
+  if ('anyOf' in node) {
+    const members = (node['anyOf'] as unknown[]).filter(isNode);
+    const nonNull = members.filter((m) => m['type'] !== 'null');
+    if (members.length !== 2 || nonNull.length !== 1) {
+      throw new Error(`${path}: zod emits an anyOf that generation does not handle yet`);
+    }
+    const rest = Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'anyOf'));
+    node = { ...(nonNull[0] as Node), ...rest };
+  }
+  if (node['type'] === 'number' && node['multipleOf'] === 1) {
+    node['type'] = 'integer';
+    delete node['multipleOf'];
+  }
+  if (node['type'] === 'integer') {
+    if (node['minimum'] === Number.MIN_SAFE_INTEGER) delete node['minimum'];
+    if (node['maximum'] === Number.MAX_SAFE_INTEGER) delete node['maximum'];
+  }
+  if (typeof node['pattern'] === 'string') node['pattern'] = node['pattern'].replaceAll('\\/', '/');
+  if (node['additionalProperties'] === false) delete node['additionalProperties'];
+  return node;
+}
+
+/** zod's node merged with its metadata node, keywords in the XRD's order; errors collected. */
+function merge(zodNode: Node, meta: Node, path: string, errors: string[]): Node {
+  const z = structural(zodNode, path);
+  for (const key of Object.keys(meta)) {
+    if (
+      !(META_KEYWORDS as readonly string[]).includes(key) &&
+      !(NESTED as readonly string[]).includes(key)
+    ) {
+      errors.push(`${path}: the metadata states "${key}", which zod states`);
+    }
+  }
+  for (const key of Object.keys(z)) {
+    if (
+      key !== 'type' &&
+      !(ZOD_KEYWORDS as readonly string[]).includes(key) &&
+      !(NESTED as readonly string[]).includes(key)
+    ) {
+      errors.push(`${path}: zod keyword "${key}" has no XRD form`);
+    }
+  }
+  const description = meta['description'];
+  if (typeof description !== 'string' || description.trim().length < 10) {
+    errors.push(`${path || '<root>'}: no description in the metadata (kubectl explain shows it)`);
+  }
+  const out: Node = {};
+  if (z['type'] !== undefined) out['type'] = z['type'];
+  if (meta['description'] !== undefined) out['description'] = meta['description'];
+  if (z['required'] !== undefined) out['required'] = z['required'];
+  const zodProps = isNode(z['properties']) ? z['properties'] : undefined;
+  const metaProps = isNode(meta['properties']) ? meta['properties'] : {};
+  if (zodProps !== undefined) {
+    const props: Node = {};
+    for (const [name, child] of Object.entries(zodProps)) {
+      const m = metaProps[name];
+      props[name] = merge(child as Node, isNode(m) ? m : {}, `${path}.${name}`, errors);
+    }
+    out['properties'] = props;
+  }
+  for (const name of Object.keys(metaProps)) {
+    if (zodProps?.[name] === undefined) {
+      errors.push(`${path}.${name}: in the metadata, not in zod`);
+    }
+  }
+  for (const [key, suffix] of [
+    ['items', '[]'],
+    ['additionalProperties', '{}'],
+  ] as const) {
+    const child = z[key];
+    const m = meta[key];
+    if (isNode(child)) out[key] = merge(child, isNode(m) ? m : {}, `${path}${suffix}`, errors);
+    else if (m !== undefined) errors.push(`${path}${suffix}: in the metadata, not in zod`);
+  }
+  for (const key of ZOD_KEYWORDS) {
+    if (key !== 'required' && z[key] !== undefined) out[key] = z[key];
+  }
+  for (const key of META_KEYWORDS) {
+    if (key !== 'description' && meta[key] !== undefined) out[key] = meta[key];
+  }
+  return out;
+}
+
+/** YAML as the XRDs are written by hand: a long description as a folded block. */
+export function xrdYaml(value: unknown): string {
+  const doc = new Document(value);
+  visit(doc, {
+    Pair(_, pair) {
+      const key = pair.key as { value?: unknown } | null;
+      const v = pair.value as { value?: unknown; type?: string } | null;
+      if (key?.value === 'description' && typeof v?.value === 'string' && v.value.length > 72) {
+        v.type = 'BLOCK_FOLDED';
+      }
+    },
+  });
+  return doc.toString({ lineWidth: 96 });
+}
+
+/** The first paragraph of the comment a metadata file starts with: what the kind is. */
+function leadingComments(text: string): string {
+  const lines = text.split('\n');
+  const end = lines.findIndex((l) => !l.startsWith('#') || l.trim() === '#');
+  return lines.slice(0, end === -1 ? lines.length : end).join('\n');
+}
+
+/** The openAPIV3Schema of one version, or an error naming the file. */
+function schemaOf(doc: Node, file: string): Node {
+  const spec = doc['spec'];
+  const versions = isNode(spec) ? spec['versions'] : undefined;
+  const v = Array.isArray(versions) ? (versions[0] as unknown) : undefined;
+  const schema = isNode(v) && isNode(v['schema']) ? v['schema']['openAPIV3Schema'] : undefined;
+  if (!isNode(schema)) throw new Error(`${file}: no spec.versions[0].schema.openAPIV3Schema`);
+  return schema;
+}
+
+/**
+ * The XRD text for apis/<plural>/, from its metadata file and `parts` (zod per top-level field):
+ * what npm run generate:xrds writes and the drift check compares.
+ */
+export async function generateXrd(
+  plural: string,
+  parts: Readonly<Record<string, z.ZodType>>,
+  metaText = readFileSync(join(ROOT, 'apis', plural, 'definition.meta.yaml'), 'utf8'),
+): Promise<string> {
+  const metaFile = `apis/${plural}/definition.meta.yaml`;
+  const doc = parse(metaText) as Node;
+  const metaRoot = schemaOf(doc, metaFile);
+  const errors: string[] = [];
+  const zodRoot: Node = {
+    type: 'object',
+    properties: Object.fromEntries(
+      Object.entries(parts).map(([k, s]) => [k, z.toJSONSchema(s, { io: 'input' }) as Node]),
+    ),
+  };
+  const generated = merge(zodRoot, metaRoot, '', errors);
+  if (errors.length > 0) throw new Error(`${metaFile}:\n  ${errors.join('\n  ')}`);
+  const versions = (doc['spec'] as Node)['versions'] as Node[];
+  (versions[0] as Node)['schema'] = { openAPIV3Schema: generated };
+  const header = [
+    leadingComments(metaText),
+    '#',
+    `# Generated by \`npm run generate:xrds\` from ${metaFile}`,
+    '# (names, printer columns, descriptions, CEL rules) and the zod schemas in function/api/',
+    '# (fields, types, bounds, enums, defaults, what is required).',
+    '# Edit those, not this file: test/schema/xrd-drift.test.ts fails when the two differ.',
+  ].join('\n');
+  const text = `${header}\n${xrdYaml(doc)}`;
+  const config = (await resolveConfig(join(ROOT, 'apis', plural, 'definition.yaml'))) ?? {};
+  return format(text, { ...config, parser: 'yaml' });
+}
+
+/** Why `committed` is not what generation gives, or undefined when it is. */
+export function driftOf(file: string, committed: string, generated: string): string | undefined {
+  if (committed === generated) return undefined;
+  const a = committed.split('\n');
+  const b = generated.split('\n');
+  const i = a.findIndex((line, n) => line !== b[n]);
+  const at = i === -1 ? a.length : i;
+  return `${file} is not what \`npm run generate:xrds\` writes; first difference:\n  committed: ${a[at]?.trim() ?? '(end of file)'}\n  generated: ${b[at]?.trim() ?? '(end of file)'}`;
+}
