@@ -234,11 +234,21 @@ export async function fetchRanged(r: RangedFile): Promise<Hashes> {
   let head = 0;
   let nextPart = 0;
   const done = new Set(kept);
-  let saving: Promise<void> = Promise.resolve();
-  const record = (): Promise<void> => {
-    // Checkpoints are written one after another, each with every part known so far.
-    saving = saving.then(async () => {
-      await r.fh.datasync();
+  const failure: { err?: unknown } = {};
+  const fail = (err: unknown): void => {
+    failure.err ??= err;
+    stop.abort(err);
+  };
+  // Checkpoints are written off the connections' path, one at a time: a part that completes
+  // while one is being written goes into the next, so a connection never waits for an fsync.
+  // Each lists the parts done before its datasync began, whose bytes that datasync covers.
+  let saving: Promise<void> | undefined;
+  let lastSave: Promise<void> = Promise.resolve();
+  /** Parts recorded so far; a save covers those recorded when it began. */
+  let recorded = 0;
+  const save = async (): Promise<void> => {
+    for (;;) {
+      const covered = recorded;
       const body: Checkpoint = {
         path: r.file.path,
         size,
@@ -247,9 +257,23 @@ export async function fetchRanged(r: RangedFile): Promise<Hashes> {
         partBytes: options.partBytes,
         parts: [...done].sort((a, b) => a - b),
       };
+      await r.fh.datasync();
       await writeAtomic(r.checkpointPath, JSON.stringify(body));
+      // No await between this test and the return: a part recorded from here on starts a new save.
+      if (recorded === covered) {
+        saving = undefined;
+        return;
+      }
+    }
+  };
+  const record = (): void => {
+    recorded++;
+    if (saving !== undefined) return;
+    saving = save().catch((err: unknown) => {
+      saving = undefined;
+      fail(err);
     });
-    return saving;
+    lastSave = saving;
   };
 
   const hashes = new Hashes(r.file);
@@ -356,27 +380,26 @@ export async function fetchRanged(r: RangedFile): Promise<Hashes> {
         );
         current.finish();
         done.add(current.index);
-        await record();
+        record();
       } finally {
         release();
       }
     }
   };
 
-  const failure: { err?: unknown } = {};
   const guard = async (task: () => Promise<void>): Promise<void> => {
     try {
       await task();
     } catch (err) {
-      failure.err ??= err;
-      stop.abort(err);
+      fail(err);
     }
   };
   const connections = Math.max(1, Math.min(options.connectionsPerFile, count - kept.size));
   await Promise.all([guard(hasher), ...Array.from({ length: connections }, () => guard(worker))]);
   // Bytes still queued for a hash that will not happen go back to the budget.
   for (const p of parts) r.budget.release(p.queue.splice(0).reduce((n, c) => n + c.length, 0));
-  await saving.catch(() => undefined);
+  // The last checkpoint is on disk before the caller writes its own (or resumes from it).
+  await lastSave;
   if (failure.err !== undefined) {
     throw (r.signal.aborted ? r.signal.reason : failure.err) as Error;
   }

@@ -104,7 +104,9 @@ export interface RunOptions {
 }
 
 export const DEFAULT_RUN_OPTIONS: Omit<RunOptions, 'env' | 'log' | 'reporter'> = {
-  concurrency: 6,
+  // As many files at once as connections: a repo of small files is bound by round trips
+  // (bench:fetch, many small files); the connection slots bound the requests either way.
+  concurrency: 16,
   ranges: DEFAULT_RANGE_OPTIONS,
   ...DEFAULT_REQUEST_LIMITS,
   retry: DEFAULT_RETRY,

@@ -2,7 +2,7 @@
 // server that ignores Range, a digest mismatch, resume of parts after SIGKILL, memory
 // bounded by the reorder buffer, and a refetch of an unchanged artifact moving no bytes.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -138,6 +138,18 @@ describe('parallel byte ranges within one file', () => {
     expect(tree(target)).toEqual({});
     expect(existsSync(new Layout(target, planFor(http(), target).identity).part('model.bin'))).toBe(
       false,
+    );
+  });
+
+  it('a checkpoint that cannot be written stops the file with that error (checkpoints are written off the connections)', async () => {
+    const target = volume();
+    const plan = planFor(http(), target);
+    // Every checkpoint goes through this temporary name first: a directory there refuses it.
+    const tmp = `${new Layout(target, plan.identity).checkpoint('model.bin')}.tmp-${process.pid}`;
+    mkdirSync(tmp, { recursive: true });
+    const err = await run(plan, { ranges: RANGES }).catch((e: unknown) => e);
+    expect(err).toEqual(
+      new FetchError(`EISDIR: illegal operation on a directory, open '${tmp}'`, 'model.bin'),
     );
   });
 
