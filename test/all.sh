@@ -3,7 +3,7 @@
 # `.ci/run` runs exactly this. It installs everything the tests need — npm packages, the pinned
 # PyPI tools in venvs under .cache/, the Go-built binaries under .cache/bin (Crossplane CLI and
 # core, the benchmark's Go client, kube-apiserver, kube-controller-manager, kubectl, etcd,
-# provider-kubernetes) — then runs typecheck, lint, build, the unit and fetch tests, the fleet
+# provider-kubernetes, crane and oras) — then runs typecheck, lint, build, the unit and fetch tests, the fleet
 # simulation, the upstream-CLI conformance, a benchmark smoke and the real-control-plane e2e
 # suite. Nothing is skipped.
 #
@@ -33,6 +33,14 @@ npm ci --no-audit --no-fund
 echo "== python tools for the fetch tests"
 bash test/fetch/tools.sh venv
 # <<< fetch tests: Python tools <<<
+
+# >>> fetch tests: OCI registry peers >>>
+# The OCI source's tests run go-containerregistry's registry (`crane registry serve`), crane and
+# the ORAS CLI, built from the Go module proxy at the pins in test/oci/versions.env into
+# .cache/bin (reused while the pins match; the tests build them too when missing).
+echo "== OCI registry tools for the fetch tests"
+bash test/oci/build.sh
+# <<< fetch tests: OCI registry peers <<<
 
 echo "== typecheck"
 npm run typecheck
