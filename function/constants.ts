@@ -125,6 +125,8 @@ export const INPUTS_REASON = {
   IdentityMismatch: 'IdentityMismatch',
   /** The InferenceCluster is absent or does not parse; its own status says why. */
   InvalidInferenceCluster: 'InvalidInferenceCluster',
+  /** Ready and nothing changed since every input was last read: none is read (status.steady). */
+  Steady: 'Steady',
 } as const;
 
 /** Condition reasons for ClustersMatched. */

@@ -27,6 +27,9 @@ function at(stage: 'hydrating' | 'ready' | 'fetch-failed'): World {
   if (stage === 'fetch-failed') w.set('a', { job: { state: 'failed', error: 'boom' } });
   w.reconcile();
   w.reconcile();
+  // Ready: the call that removes the Job, then the one that finds nothing to change (steady:
+  // from then on the replica reads no input and holds its Objects as observed).
+  if (stage === 'ready') w.reconcile();
   return w;
 }
 

@@ -16,6 +16,14 @@ export const modelCacheReplicaSpec = z.object({
   identity: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
   /** The InferenceCluster's effective provider config; absent when the parent could not read it. */
   providerConfigRef: providerConfigRef.optional(),
+  /**
+   * 16 hex digits of a digest of the parent's spec and refetch token: while it is unchanged, a
+   * replica that is Ready and steady need not read its parent (whose status grows with N).
+   */
+  cacheDigest: z
+    .string()
+    .regex(/^[0-9a-f]{16}$/, 'must be 16 lowercase hex digits')
+    .optional(),
 });
 export type ModelCacheReplicaSpec = z.infer<typeof modelCacheReplicaSpec>;
 
@@ -38,5 +46,11 @@ export const replicaStatus = z.object({
   identity: z.string(),
   claimUID: z.string().optional(),
   jobUnsyncedCalls: count.optional(),
+  /**
+   * Set when a reconcile that read every input found the replica Ready with nothing left to
+   * change: what that reconcile saw (spec, Objects, claim). While the next calls see the same,
+   * the replica holds everything and asks for no input.
+   */
+  steady: z.string().optional(),
 });
 export type ReplicaStatus = z.infer<typeof replicaStatus>;

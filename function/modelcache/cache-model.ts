@@ -39,6 +39,7 @@ export function cacheModel(
     source,
     parts,
     identity,
+    digest: sha256Hex(canonicalJson({ spec, refetch: refetch ?? '' })).slice(0, 16),
     names: {
       claim,
       // ExistingPVC mounts someone else's claim; every other backend creates its own.

@@ -9,6 +9,8 @@ import { composeModelCache } from './compose.js';
 const NFS = { storageClassName: 'nfs-rwx', classExists: true };
 const HF = f.modelCache(f.HF_WEIGHTS);
 const IDENTITY = '89d2e539f5e2a14dde9396eecb2f6b294644c9f84543bcdafbc3b4044d771188';
+/** The first 16 hex digits of the cache's spec and refetch token digest (cacheModel). */
+const DIGEST = 'bd036cd4de2eb271';
 
 function compose(req: CoreRequest): CoreResponse {
   const res = composeModelCache(req);
@@ -161,7 +163,12 @@ describe('composeModelCache: replicas are kept through transient inputs', () => 
         apiVersion: API_VERSION,
         kind: 'ModelCacheReplica',
         metadata: { name: 'llama-edge-1' },
-        spec: { cacheRef: { name: 'llama' }, cluster: 'edge-1', identity: IDENTITY },
+        spec: {
+          cacheRef: { name: 'llama' },
+          cluster: 'edge-1',
+          identity: IDENTITY,
+          cacheDigest: DIGEST,
+        },
       },
     });
     expect((res.status as { clusters: unknown }).clusters).toEqual([

@@ -46,6 +46,7 @@ function desiredReplica(
       cacheRef: { name: cache.name },
       cluster,
       identity: cache.identity,
+      cacheDigest: cache.digest,
       ...(providerConfigRef !== undefined
         ? { providerConfigRef: { kind: providerConfigRef.kind, name: providerConfigRef.name } }
         : {}),

@@ -13,6 +13,8 @@ export interface CacheModel {
   parts: SourceParts;
   /** sha256 of the source identity and the refetch token: what Ready is latched to. */
   identity: string;
+  /** 16 hex digits of the whole spec and the refetch token: what a steady replica was made from. */
+  digest: string;
   /**
    * Names of the remote objects on every workload cluster (the same on each). claim: the one
    * a PVC backend creates; mounted: the one consumers mount (ExistingPVC: the user's own);

@@ -599,3 +599,115 @@ function rolesOf(res: CoreResponse): string[] {
     .map((k) => k.replace(/^fetch-[0-9a-f]{8}$/, 'fetch'))
     .sort();
 }
+
+describe('issue 12: a steady replica reads no input (its parent’s status grows with the fleet)', () => {
+  const ready = readyReplica();
+  // The Job cleaned up: only the namespace and the claim remain, as composed.
+  const cleanedObserved = (req: CoreRequest): Record<string, Json> => {
+    const d = compose(req).resources;
+    return {
+      namespace: f.synced(get(d, 'namespace')),
+      pvc: f.pvcObserved(get(d, 'pvc'), 'Bound', 'uid-1'),
+    };
+  };
+  const cleaned: CoreRequest = { ...ready, observed: cleanedObserved(ready) };
+  const settled = compose(cleaned);
+  const steadyReq: CoreRequest = {
+    ...cleaned,
+    composite: { ...cleaned.composite, status: settled.status },
+    required: {},
+  };
+  // What a reconcile that reads every input composes there.
+  const full = settled;
+
+  it('Ready with the Job still observed: not steady yet (the Job is still to be removed)', () => {
+    expect(ready.composite['status']).not.toHaveProperty('steady');
+  });
+
+  it('the reconcile that changes nothing records what it saw, and says it is steady', () => {
+    expect(Object.keys(settled.resources).sort()).toEqual(['namespace', 'pvc']);
+    expect(settled.conditions[0]).toMatchObject({ type: 'InputsObserved', reason: 'Steady' });
+    expect(settled.status['steady']).toMatch(/^[0-9a-f]{32}$/);
+    expect({ ...settled.status, steady: undefined }).toEqual({
+      ...(ready.composite['status'] as Json),
+      steady: undefined,
+    });
+  });
+
+  it('the next reconcile asks for nothing and holds everything: status, Objects, Ready', () => {
+    const res = compose(steadyReq);
+    const spec = steadyReq.composite['spec'] as Json;
+    const held = compose({
+      ...steadyReq,
+      composite: { ...steadyReq.composite, spec: { ...spec, cacheDigest: undefined } },
+    });
+    expect(res).toEqual({
+      requirements: {},
+      ttlSeconds: full.ttlSeconds,
+      resources: held.resources,
+      status: settled.status,
+      ready: true,
+      conditions: [
+        {
+          type: 'InputsObserved',
+          status: 'True',
+          reason: 'Steady',
+          message: `Ready and unchanged since ModelCache team-a/${String((spec['cacheRef'] as Json)['name'])} (digest ${String(spec['cacheDigest'])}) was last read: no input is read until the cache, the claim or an Object changes`,
+        },
+        settled.conditions[1],
+      ],
+      events: [],
+    });
+    // What it holds is what a full reconcile composes.
+    expect(Object.keys(res.resources).sort()).toEqual(Object.keys(full.resources).sort());
+  });
+
+  const spec = steadyReq.composite['spec'] as Json;
+  const observed = steadyReq.observed;
+  const changes: { reason: string; req: CoreRequest }[] = [
+    {
+      reason: 'the parent’s spec changed (a new cacheDigest)',
+      req: {
+        ...steadyReq,
+        composite: { ...steadyReq.composite, spec: { ...spec, cacheDigest: '0123456789abcdef' } },
+      },
+    },
+    {
+      reason: 'a refetch (a new identity)',
+      req: {
+        ...steadyReq,
+        composite: { ...steadyReq.composite, spec: { ...spec, identity: 'f'.repeat(64) } },
+      },
+    },
+    {
+      reason: 'the claim was re-created (another UID: an empty volume)',
+      req: {
+        ...steadyReq,
+        observed: { ...observed, pvc: f.pvcObserved(get(full.resources, 'pvc'), 'Bound', 'uid-2') },
+      },
+    },
+    {
+      reason: 'the claim is Lost',
+      req: {
+        ...steadyReq,
+        observed: { ...observed, pvc: f.pvcObserved(get(full.resources, 'pvc'), 'Lost', 'uid-1') },
+      },
+    },
+    {
+      reason: 'the claim’s Object is gone',
+      req: { ...steadyReq, observed: { namespace: get(observed, 'namespace') } },
+    },
+    {
+      reason: 'an Object it did not compose is observed',
+      req: { ...steadyReq, observed: { ...observed, extra: get(observed, 'namespace') } },
+    },
+  ];
+  it.each(changes)('$reason: it reads every input again', ({ req }) => {
+    const res = compose(req);
+    expect(res.requirements).toEqual(full.requirements);
+    expect(Object.keys(res.requirements).sort()).toEqual(
+      [REQUIRE_CLUSTER, REQUIRE_PARENT_CACHE, REQUIRE_PROVIDER_CONFIG].sort(),
+    );
+    expect(res.conditions[0]).toMatchObject({ type: 'InputsObserved', status: 'False' });
+  });
+});

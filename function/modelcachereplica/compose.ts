@@ -31,7 +31,8 @@ import {
   type CoreResult,
   type CoreSelector,
 } from '../core.js';
-import { asJson, type Json } from '../k8s/object.js';
+import { canonicalJson, sha256Hex } from '../k8s/names.js';
+import { asJson, objectReady, remoteManifest, stringAt, type Json } from '../k8s/object.js';
 import { backendFor } from '../modelcache/backends/index.js';
 import { holdRoles } from '../modelcache/backends/observe.js';
 import { cacheModel } from '../modelcache/cache-model.js';
@@ -83,6 +84,34 @@ function holdAll(observed: Record<string, Json>): Record<string, Json> {
   );
 }
 
+/**
+ * What a steady replica must still see to stay steady: its spec (the parent's digest, the
+ * identity, the provider config), which Objects exist, and each remote object's UID, phase
+ * and readiness. A claim re-created (a new UID) or Lost, an Object gone or added, or a new
+ * cacheDigest changes it, and the replica reads its inputs again.
+ */
+function steadyKey(spec: ModelCacheReplicaSpec, observed: Record<string, Json>): string {
+  const objects = Object.keys(observed)
+    .sort()
+    .map((role) => {
+      const remote = remoteManifest(observed[role]);
+      return [
+        role,
+        stringAt(remote, 'metadata', 'uid') ?? '',
+        stringAt(remote, 'status', 'phase') ?? '',
+        objectReady(observed[role]),
+      ];
+    });
+  return sha256Hex(canonicalJson({ spec, objects })).slice(0, 32);
+}
+
+/** Same roles, each observed: the reconcile that composed these changes nothing. */
+function sameRoles(desired: Record<string, Json>, observed: Record<string, Json>): boolean {
+  const a = Object.keys(desired).sort();
+  const b = Object.keys(observed).sort();
+  return a.length === b.length && a.every((role, i) => role === b[i]);
+}
+
 function previousStatus(status: unknown): ReplicaStatus | undefined {
   const parsed = replicaStatus.safeParse(status);
   return parsed.success ? parsed.data : undefined;
@@ -110,6 +139,15 @@ function artifactCondition(s: ReplicaStatus): CoreCondition {
     status: s.phase === 'Ready' ? 'True' : 'False',
     reason: s.reason,
     message: s.message,
+  };
+}
+
+function steadyCondition(namespace: string, spec: ModelCacheReplicaSpec): CoreCondition {
+  return {
+    type: CONDITION_INPUTS_OBSERVED,
+    status: 'True',
+    reason: INPUTS_REASON.Steady,
+    message: `Ready and unchanged since ModelCache ${namespace}/${spec.cacheRef.name} (digest ${spec.cacheDigest ?? ''}) was last read: no input is read until the cache, the claim or an Object changes`,
   };
 }
 
@@ -156,6 +194,26 @@ function composeParsed(
   spec: ModelCacheReplicaSpec,
 ): CoreResult {
   const prev = previousStatus(req.composite['status']);
+  // Steady: Ready, and nothing this replica composes from has changed since a reconcile that
+  // read every input found nothing to change. Reading the parent again would only move its
+  // status (which grows with the cache's clusters) once per replica per reconcile.
+  if (
+    spec.cacheDigest !== undefined &&
+    prev?.phase === 'Ready' &&
+    prev.identity === spec.identity &&
+    prev.steady !== undefined &&
+    prev.steady === steadyKey(spec, req.observed)
+  ) {
+    return {
+      requirements: {},
+      ttlSeconds: input.ttlSeconds,
+      resources: holdAll(req.observed),
+      status: { ...prev },
+      ready: true,
+      conditions: [steadyCondition(namespace, spec), artifactCondition(prev)],
+      events: [],
+    };
+  }
   const common = { requirements: requirements(spec, namespace), ttlSeconds: input.ttlSeconds };
   const pending = { phase: 'Pending', reason: REASON.Unknown } as const;
 
@@ -279,19 +337,34 @@ function composeParsed(
     blocker,
     input,
   });
-  const status = toReplicaStatus(result.status);
+  const composed = toReplicaStatus(result.status);
+  // Steady from the next call on when this one read the parent at the digest the spec names
+  // and changes nothing: Ready already before it (the call that reaches Ready still composes
+  // the Job its next call removes), Ready now, and exactly the Objects already observed.
+  const steady =
+    prev?.phase === 'Ready' &&
+    prev.identity === cache.identity &&
+    composed.phase === 'Ready' &&
+    spec.cacheDigest === cache.digest &&
+    sameRoles(result.resources, req.observed)
+      ? steadyKey(spec, req.observed)
+      : undefined;
+  const status: ReplicaStatus = { ...composed, ...(steady !== undefined ? { steady } : {}) };
   return {
     ...common,
     resources: result.resources,
     status: asJson({ ...status }) ?? {},
     ready: status.phase === 'Ready',
     conditions: [
-      {
-        type: CONDITION_INPUTS_OBSERVED,
-        status: 'True',
-        reason: INPUTS_REASON.Observed,
-        message: `read ${parentName}, InferenceCluster ${spec.cluster} and ${wanted.kind} ${wanted.name}`,
-      },
+      // The call that finds the replica steady says so already: every later call says the same.
+      steady !== undefined
+        ? steadyCondition(namespace, spec)
+        : {
+            type: CONDITION_INPUTS_OBSERVED,
+            status: 'True',
+            reason: INPUTS_REASON.Observed,
+            message: `read ${parentName}, InferenceCluster ${spec.cluster} and ${wanted.kind} ${wanted.name}`,
+          },
       artifactCondition(status),
     ],
     events: transition(spec.cluster, prev, status),

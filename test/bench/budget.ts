@@ -40,6 +40,9 @@ interface Budget {
   cacheResponse: CallOutcome;
   replicaRequest: number;
   replicaResponse: CallOutcome;
+  /** A steady replica's call: no required resource, so no parent. */
+  steadyRequest: number;
+  steadyResponse: CallOutcome;
   etcd: { total: number; status: number; resourceRefs: number; managedFields: number };
   replicaEtcd: number;
 }
@@ -60,17 +63,23 @@ async function main(): Promise<void> {
   const server = await forkServer({});
   const address = `127.0.0.1:${String(server.port)}`;
   const raw = newRawClient(address, { 'grpc-node.flow_control_window': 8 * MiB });
-  const rows: { b: Budget; cacheBytes: number; replicaBytes: number }[] = [];
+  const rows: { b: Budget; cacheBytes: number; replicaBytes: number; steadyBytes: number }[] = [];
   try {
     for (const n of SIZES) {
       const s = cacheScenario(n);
       const cacheReq = encodeRequest(s.cacheRequest());
       const replicaReq = encodeRequest(s.replica(0).request);
+      const steadyCall = s.steadyReplica(0);
+      if (Object.keys(steadyCall.response.requirements).length !== 0) {
+        throw new Error('the steady replica still asks for its inputs');
+      }
+      const steadyReq = encodeRequest(steadyCall.request);
       // Unlimited: the response's size is wanted even where the Go client refuses it.
       const cacheRaw = await raw.call(cacheReq);
       const replicaRaw = await raw.call(replicaReq);
       const cacheResponse = await goCall(address, [cacheReq], { warmup: 0, iterations: 2 });
       const replicaResponse = await goCall(address, [replicaReq], { warmup: 0, iterations: 2 });
+      const steadyResponse = await goCall(address, [steadyReq], { warmup: 0, iterations: 2 });
       const decoded = RunFunctionResponse.decode(cacheRaw);
       if (Object.keys(decoded.desired?.resources ?? {}).length !== n) {
         throw new Error(`the ModelCache call at ${String(n)} clusters composed no replica each`);
@@ -84,6 +93,8 @@ async function main(): Promise<void> {
         cacheResponse,
         replicaRequest: replicaReq.length,
         replicaResponse,
+        steadyRequest: steadyReq.length,
+        steadyResponse,
         etcd: {
           total: json(stored) + ETCD_KEY.length,
           status: json(stored['status']),
@@ -96,6 +107,7 @@ async function main(): Promise<void> {
         b,
         cacheBytes: responseSize(cacheResponse, cacheRaw),
         replicaBytes: responseSize(replicaResponse, replicaRaw),
+        steadyBytes: responseSize(steadyResponse, Buffer.alloc(0)),
       });
       process.stdout.write('.');
     }
@@ -106,7 +118,7 @@ async function main(): Promise<void> {
   process.stdout.write('\n');
 
   console.log('\nFunction responses through the Crossplane-configured Go client (limit 4 MiB):');
-  for (const { b, cacheBytes, replicaBytes } of rows) {
+  for (const { b, cacheBytes, replicaBytes, steadyBytes } of rows) {
     const err = (r: CallOutcome): string =>
       r.errors.map((e) => ` — ${e.code}: ${e.message}`).join('') || ' — received';
     console.log(
@@ -114,6 +126,9 @@ async function main(): Promise<void> {
     );
     console.log(
       `  ${' '.repeat(15)}replica call:    request ${kb(b.replicaRequest)}, response ${kb(replicaBytes)}, ${verdict(replicaBytes, GRPC_LIMIT)}${err(b.replicaResponse)}`,
+    );
+    console.log(
+      `  ${' '.repeat(15)}steady replica:  request ${kb(b.steadyRequest)}, response ${kb(steadyBytes)}, ${verdict(steadyBytes, GRPC_LIMIT)}${err(b.steadyResponse)}`,
     );
   }
   console.log(
@@ -132,7 +147,7 @@ async function main(): Promise<void> {
       `\nat the measured rate: the ModelCache response reaches 4 MiB at ${reach(cacheBytes, b.n, GRPC_LIMIT)}, the ModelCache object 1.5 MiB at ${reach(b.etcd.total, b.n, ETCD_LIMIT)}; a replica object is ${kb(b.replicaEtcd)} in etcd`,
     );
     console.log(
-      `a replica call carries its parent ModelCache: its request grows by ${per(b.replicaRequest, b.n)} of the cache, ${kb(b.replicaRequest)} at ${String(b.n)} clusters`,
+      `a replica call that reads its parent carries it: its request grows by ${per(b.replicaRequest, b.n)} of the cache, ${kb(b.replicaRequest)} at ${String(b.n)} clusters; a steady replica's does not (${kb(b.steadyRequest)}), so a round of N steady replica calls moves ${kb(b.steadyRequest * b.n)} instead of ${kb(b.replicaRequest * b.n)}`,
     );
   }
   console.log(`load average at end: ${load()}`);

@@ -131,6 +131,45 @@ export function replicaCall(parent: Json, cluster: Json, done: number): ReplicaC
   return { request, response: ok(composeModelCacheReplica(request)) };
 }
 
+/**
+ * The replica for `cluster` once it is steady: its Job completed and removed, a reconcile that
+ * read every input found nothing to change, so Crossplane's call carries no required resource
+ * (the parent's status, which grows with N, is not in it).
+ */
+export function steadyReplicaCall(parent: Json, cluster: Json): ReplicaCall {
+  const mid = replicaCall(parent, cluster, BASE_DONE);
+  let observed: Record<string, Json> = {};
+  for (const [key, o] of Object.entries(mid.request.observed)) {
+    observed[key] = key.startsWith('fetch-')
+      ? {
+          ...o,
+          ...f.jobObserved(mid.response.resources[key] ?? {}, {
+            state: 'complete',
+            revision: 'abc',
+          }),
+          metadata: o['metadata'],
+        }
+      : o;
+  }
+  let req: CoreRequest = mid.request;
+  for (let round = 0; round < 6; round++) {
+    req = { ...req, observed };
+    const res = ok(composeModelCacheReplica(req));
+    const composite = {
+      ...req.composite,
+      status: { ...res.status, conditions: [...res.conditions, ...crossplaneConditions(false)] },
+    };
+    // Crossplane deletes what is no longer desired; everything left stays as observed.
+    observed = Object.fromEntries(Object.entries(observed).filter(([k]) => k in res.resources));
+    if (Object.keys(res.requirements).length === 0 && round > 0) {
+      const request = { ...req, composite: req.composite, required: {} };
+      return { request, response: ok(composeModelCacheReplica(request)) };
+    }
+    req = { ...req, composite };
+  }
+  throw new Error('the replica did not become steady within 6 reconciles');
+}
+
 /** One ModelCache on N clusters mid-hydration, with what its replicas would send and report. */
 export interface CacheScenario {
   n: number;
@@ -141,6 +180,8 @@ export interface CacheScenario {
   cacheStored: Json;
   /** Replica call for cluster i, with its Job at `done` bytes. */
   replica(i: number, done?: number): ReplicaCall;
+  /** Replica call for cluster i once it is steady (staged, nothing left to change). */
+  steadyReplica(i: number): ReplicaCall;
 }
 
 export function cacheScenario(n: number): CacheScenario {
@@ -208,6 +249,7 @@ export function cacheScenario(n: number): CacheScenario {
       observed: observed(done),
     }),
     replica: (i, done = BASE_DONE) => replicaCall(cacheStored, clusters[i] ?? {}, done),
+    steadyReplica: (i) => steadyReplicaCall(cacheStored, clusters[i] ?? {}),
   };
 }
 

@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 
 import { bytes } from '../support/fetch-harness.js';
 import type { TestHub } from '../support/fetch-hub.js';
-import { clustersOf, expectCache, expectVolumes, settled } from './cache.js';
+import { clustersOf, expectCache, expectVolumes, replicasOf, settled } from './cache.js';
 import { condition, expectEqual, OBJECTS, pause, type Ctx } from './harness.js';
 import type { Json } from './kube.js';
 import { waitFor } from './procs.js';
@@ -28,6 +28,30 @@ export interface Scenario {
 /** Workload apiservers the stack boots; scenarios map the examples' cluster names onto them. */
 export const WORKLOAD_CLUSTERS = 3;
 const NS = 'team-a';
+/** InferenceClusters of the fleet-200 scenario: three real clusters, the rest unreachable. */
+const FLEET = 200;
+/** What a replica on a cluster that cannot be reached reports: its namespace cannot be made. */
+const FAR_REASON = 'NamespacePending';
+const FLEET_SUMMARY = {
+  failedClusters: 0,
+  matchedClusters: FLEET,
+  ready: `3/${String(FLEET)}`,
+  readyClusters: 3,
+};
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** A kubeconfig for a cluster that does not exist: loopback port 1, where nothing listens. */
+function unreachableKubeconfig(): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters: [{ name: far, cluster: { server: "https://127.0.0.1:1", insecure-skip-tls-verify: true } }]',
+    'users: [{ name: far, user: { token: not-a-real-token } }]',
+    'contexts: [{ name: far, context: { cluster: far, user: far } }]',
+    'current-context: far',
+    '',
+  ].join('\n');
+}
 
 const obj = (v: unknown): Json => (v !== null && typeof v === 'object' ? (v as Json) : {});
 
@@ -105,7 +129,14 @@ export async function steady(
   );
   if (condition(xr, 'Ready')?.['status'] === 'True')
     ctx.report.readySeconds = (Date.now() - t0) / 1000;
-  return xr;
+  // And each Ready replica steady: it found nothing left to change (the Job removed) and reads
+  // no input from then on (status.steady). Its status stays as it is from here.
+  await waitFor(`every Ready replica of ${name} steady`, 180_000, async () => {
+    const replicas = await replicasOf(ctx, NS, xr);
+    const ready = replicas.filter((r) => obj(r['status'])['phase'] === 'Ready');
+    return ready.every((r) => typeof obj(r['status'])['steady'] === 'string') ? true : undefined;
+  });
+  return (await ctx.getXr('ModelCache', NS, name)) ?? xr;
 }
 
 function hfEdit(endpoint: string): (d: Json) => void {
@@ -193,7 +224,6 @@ async function waitDownloading(ctx: Ctx, i: number, fraction: number): Promise<s
   );
 }
 
-/** The fetch program's own account of a finished pod: its "staged" log line. */
 /** The fetch program's JSON log lines from a pod on workload cluster i. */
 function podLogLines(ctx: Ctx, i: number, podName: string): Json[] {
   const log = ctx
@@ -207,6 +237,7 @@ function podLogLines(ctx: Ctx, i: number, podName: string): Json[] {
     .map((l) => JSON.parse(l) as Json);
 }
 
+/** The fetch program's own account of a finished pod: its "staged" log line. */
 function stagedLine(ctx: Ctx, i: number, podName: string): Json | undefined {
   return podLogLines(ctx, i, podName).find((l) => l['msg'] === 'staged');
 }
@@ -835,6 +866,121 @@ export const SCENARIOS: Scenario[] = [
         'fetch pods (one: nothing restarted the download)',
         ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length,
         1,
+      );
+    },
+  },
+  {
+    name: 'fleet-200',
+    title:
+      'issue 12 #6: one cache over 200 InferenceClusters, 197 of them behind provider configs for clusters that do not exist: every replica reports',
+    async run(ctx) {
+      const real: Record<string, ClusterSetup> = {
+        'fleet-0': { wl: 0, storageClass: ['nfs-rwx', 'nfs.csi.k8s.io'] },
+        'fleet-1': { wl: 1, storageClass: ['nfs-rwx', 'nfs.csi.k8s.io'] },
+        'fleet-2': { wl: 2, storageClass: ['nfs-rwx', 'nfs.csi.k8s.io'] },
+      };
+      const far = Array.from({ length: FLEET - 3 }, (_, i) => `far-${String(i).padStart(3, '0')}`);
+      await ctx.registerClusters(
+        Object.fromEntries(Object.entries(real).map(([n, c]) => [n, c.wl])),
+      );
+      for (const c of Object.values(real)) {
+        if (c.storageClass) await ctx.storageClass(c.wl, c.storageClass[0], c.storageClass[1]);
+      }
+      for (const n of far) ctx.unreachable.add(n);
+      await ctx.namespace(NS);
+      // Nothing listens on port 1 of loopback: every connection is refused at once.
+      await ctx.apply([
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'unreachable-kubeconfig', namespace: 'crossplane-system' },
+          stringData: { kubeconfig: unreachableKubeconfig() },
+        },
+      ]);
+      const pcs = [...Object.keys(real), ...far].map((name) => ({
+        apiVersion: 'kubernetes.m.crossplane.io/v1alpha1',
+        kind: 'ClusterProviderConfig',
+        metadata: { name },
+        spec: {
+          credentials: {
+            source: 'Secret',
+            secretRef: {
+              namespace: 'crossplane-system',
+              name: name.startsWith('far-') ? 'unreachable-kubeconfig' : `${name}-kubeconfig`,
+              key: 'kubeconfig',
+            },
+          },
+        },
+      }));
+      const ics = [...Object.keys(real), ...far].map((name) => ({
+        apiVersion: 'modelplane.ai/v1alpha1',
+        kind: 'InferenceCluster',
+        metadata: { name, labels: { fleet: 'f200' } },
+        spec: {
+          providerConfigRef: { kind: 'ClusterProviderConfig', name },
+          storage: { storageClassName: 'nfs-rwx' },
+        },
+      }));
+      await ctx.apply([...pcs, ...ics]);
+      const docs = ctx.example('6-opaque-bytes/xr-inline.yaml', (d) => {
+        if (d['kind'] === 'ModelCache') {
+          obj(d['metadata'])['name'] = 'fleet-templates';
+          obj(d['spec'])['clusterSelector'] = { matchLabels: { fleet: 'f200' } };
+        }
+      });
+      const files = obj(
+        obj(obj(obj(obj(docs[0]?.['spec'])['artifact'])['source'])['inline'])['files'],
+      ) as Record<string, string>;
+      const t0 = Date.now();
+      await ctx.apply(docs);
+      // Steady: the cache lists every cluster, each one's replica has reported for the
+      // cache's identity (no ReplicaPending), and the three real clusters are Ready.
+      const reported = (x: Json): boolean => {
+        const cs = clustersOf(x);
+        return (
+          cs.length === FLEET &&
+          cs.every((c) => c.reason !== 'ReplicaPending' && c.phase !== '') &&
+          cs.filter((c) => c.phase === 'Ready').length === 3
+        );
+      };
+      let mc = await ctx.waitXr(
+        'ModelCache',
+        NS,
+        'fleet-templates',
+        'every replica reporting',
+        reported,
+        900_000,
+      );
+      const seconds = (Date.now() - t0) / 1000;
+      ctx.report.readySeconds = seconds;
+      // Still so half a minute later: a steady state, not a moment.
+      await pause(30_000);
+      mc = (await ctx.getXr('ModelCache', NS, 'fleet-templates')) ?? {};
+      const replicas = await replicasOf(ctx, NS, mc);
+      expectEqual('replicas composed', replicas.length, FLEET);
+      const unreported = replicas.filter((r) => text(obj(r['status'])['phase']) === '');
+      expectEqual(
+        'replicas without a phase',
+        unreported.map((r) => obj(r['metadata'])['name']),
+        [],
+      );
+      const got = clustersOf(mc).sort((a, b) => a.name.localeCompare(b.name));
+      const want = [
+        ...Object.keys(real).map((name) => ({ name, phase: 'Ready', reason: 'Staged' })),
+        ...far.map((name) => ({ name, phase: 'Pending', reason: FAR_REASON })),
+      ].sort((a, b) => a.name.localeCompare(b.name));
+      expectEqual('every cluster of the cache (name, phase, reason)', got, want);
+      expectEqual('the cache summary', obj(obj(mc['status'])['summary']), FLEET_SUMMARY);
+      const n = await expectVolumes(
+        ctx,
+        mc,
+        sha256Map(files),
+        { 'fleet-0': 0, 'fleet-1': 1, 'fleet-2': 2 },
+        3,
+      );
+      const farReplica = replicas.find((r) => text(obj(r['spec'])['cluster']) === 'far-000');
+      ctx.note(
+        `${FLEET} clusters: every replica reporting after ${seconds.toFixed(1)} s; ${n} Ready clusters sha256-identical; far-000 says: ${text(obj(farReplica?.['status'])['message'])}`,
       );
     },
   },
