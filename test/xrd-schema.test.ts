@@ -229,14 +229,11 @@ describe('XRD schemas agree with the zod schemas', () => {
   const inferenceCluster = openApiSchema(readYaml(INFERENCE_CLUSTER_XRD));
   const replica = openApiSchema(readYaml(MODEL_CACHE_REPLICA_XRD));
 
-  // InferenceCluster is not compared here: its XRD is generated from zod, and
-  // test/schema/xrd-drift.test.ts fails when the committed file is not what generation writes.
+  // InferenceCluster, ModelCache and ModelDeployment are not compared here: their XRDs are
+  // generated from zod, and test/schema/xrd-drift.test.ts fails when a committed file is not what
+  // generation writes. The ModelCache and ModelDeployment XRDs still serve below as the trees the
+  // comparison is shown failing on.
   it.each([
-    {
-      reason: 'ModelCache spec mirrors modelCacheSpec',
-      xrd: propertyAt(modelCache, 'spec'),
-      zod: modelCacheSpec,
-    },
     {
       reason: 'ModelCacheReplica spec mirrors modelCacheReplicaSpec',
       xrd: propertyAt(replica, 'spec'),
@@ -381,10 +378,6 @@ describe('XRD schemas agree with the zod schemas', () => {
   const modelDeployment = openApiSchema(readYaml(MODEL_DEPLOYMENT_XRD));
   const mdSpec = propertyAt(modelDeployment, 'spec');
   const mdZod = zodSchema(modelDeploymentSpec);
-
-  it('ModelDeployment spec mirrors modelDeploymentSpec (quantities are int-or-string on both)', () => {
-    expect(compareSchemas(mdSpec, mdZod, 'spec')).toEqual([]);
-  });
 
   it('a quantity of a string or an integer agrees with the XRD int-or-string', () => {
     const quantity = z.union([z.string().min(1).max(64), z.number().int()]);

@@ -18,14 +18,24 @@ import {
   inferenceClusterSpec,
   inferenceClusterStatus,
 } from '../../function/api/inferencecluster.js';
+import { modelCacheSpec } from '../../function/api/modelcache.js';
+import { modelDeploymentSpec } from '../../function/api/modeldeployment.js';
 
 type Node = Record<string, unknown>;
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The XRDs generated so far, by folder under apis/, with the zod schema of each top field. */
-export const GENERATED_XRDS: Readonly<Record<string, Readonly<Record<string, z.ZodType>>>> = {
+/**
+ * What each top-level field of an XRD comes from: a zod schema, or 'as-written' for a field the
+ * Function writes but never parses (a status with no zod schema), stated whole in the metadata.
+ */
+export type XrdParts = Readonly<Record<string, z.ZodType | 'as-written'>>;
+
+/** The XRDs generated so far, by folder under apis/. */
+export const GENERATED_XRDS: Readonly<Record<string, XrdParts>> = {
   inferenceclusters: { spec: inferenceClusterSpec, status: inferenceClusterStatus },
+  modelcaches: { spec: modelCacheSpec, status: 'as-written' },
+  modeldeployments: { spec: modelDeploymentSpec, status: 'as-written' },
 };
 
 /** Keywords only the metadata file states: documentation and Kubernetes-only rules. */
@@ -68,13 +78,28 @@ function structural(input: Node, path: string): Node {
   let node = { ...input };
   delete node['$schema'];
   if ('anyOf' in node) {
-    const members = (node['anyOf'] as unknown[]).filter(isNode);
-    const nonNull = members.filter((m) => m['type'] !== 'null');
-    if (members.length !== 2 || nonNull.length !== 1) {
-      throw new Error(`${path}: zod emits an anyOf that generation does not handle yet`);
-    }
+    const members = (node['anyOf'] as unknown[]).filter(isNode).map((m) => structural(m, path));
     const rest = Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'anyOf'));
-    node = { ...(nonNull[0] as Node), ...rest };
+    const nonNull = members.filter((m) => m['type'] !== 'null');
+    const strings = members.filter((m) => m['type'] === 'string');
+    const integers = members.filter((m) => JSON.stringify(m) === '{"type":"integer"}');
+    if (members.length === 2 && nonNull.length === 1) {
+      node = { ...(nonNull[0] as Node), ...rest };
+    } else if (members.length === 2 && strings.length === 1 && integers.length === 1) {
+      // A quantity: Kubernetes spells a string-or-integer node this one way; the string's bounds
+      // stay on the node.
+      const stringBounds = Object.fromEntries(
+        Object.entries(strings[0] as Node).filter(([k]) => k !== 'type'),
+      );
+      return {
+        'x-kubernetes-int-or-string': true,
+        anyOf: [{ type: 'integer' }, { type: 'string' }],
+        ...stringBounds,
+        ...rest,
+      };
+    } else {
+      throw new Error(`${path}: zod emits an anyOf no structural schema can state`);
+    }
   }
   if (node['type'] === 'number' && node['multipleOf'] === 1) {
     node['type'] = 'integer';
@@ -87,6 +112,14 @@ function structural(input: Node, path: string): Node {
   if (typeof node['pattern'] === 'string') node['pattern'] = node['pattern'].replaceAll('\\/', '/');
   if (node['additionalProperties'] === false) delete node['additionalProperties'];
   return node;
+}
+
+function hasKeyRule(meta: Node): boolean {
+  const rules = meta['x-kubernetes-validations'];
+  return (
+    Array.isArray(rules) &&
+    rules.some((r) => isNode(r) && typeof r['rule'] === 'string' && r['rule'].includes('self.all('))
+  );
 }
 
 /** zod's node merged with its metadata node, keywords in the XRD's order; errors collected. */
@@ -102,12 +135,21 @@ function merge(zodNode: Node, meta: Node, path: string, errors: string[]): Node 
   }
   for (const key of Object.keys(z)) {
     if (
-      key !== 'type' &&
+      !['type', 'x-kubernetes-int-or-string', 'anyOf', 'propertyNames'].includes(key) &&
       !(ZOD_KEYWORDS as readonly string[]).includes(key) &&
       !(NESTED as readonly string[]).includes(key)
     ) {
       errors.push(`${path}: zod keyword "${key}" has no XRD form`);
     }
+  }
+  // A structural schema cannot bound map keys: the metadata must state zod's key rule in CEL.
+  const keyRules = isNode(z['propertyNames'])
+    ? Object.keys(z['propertyNames']).filter((k) => k !== 'type')
+    : [];
+  if (keyRules.length > 0 && !hasKeyRule(meta)) {
+    errors.push(
+      `${path}: zod bounds the keys (${keyRules.join(', ')}); the metadata needs a CEL rule over them (self.all(k, ...))`,
+    );
   }
   const description = meta['description'];
   if (typeof description !== 'string' || description.trim().length < 10) {
@@ -116,6 +158,10 @@ function merge(zodNode: Node, meta: Node, path: string, errors: string[]): Node 
   const out: Node = {};
   if (z['type'] !== undefined) out['type'] = z['type'];
   if (meta['description'] !== undefined) out['description'] = meta['description'];
+  if (z['x-kubernetes-int-or-string'] === true) {
+    out['x-kubernetes-int-or-string'] = true;
+    out['anyOf'] = z['anyOf'];
+  }
   if (z['required'] !== undefined) out['required'] = z['required'];
   const zodProps = isNode(z['properties']) ? z['properties'] : undefined;
   const metaProps = isNode(meta['properties']) ? meta['properties'] : {};
@@ -188,20 +234,35 @@ function schemaOf(doc: Node, file: string): Node {
  */
 export async function generateXrd(
   plural: string,
-  parts: Readonly<Record<string, z.ZodType>>,
+  parts: XrdParts,
   metaText = readFileSync(join(ROOT, 'apis', plural, 'definition.meta.yaml'), 'utf8'),
 ): Promise<string> {
   const metaFile = `apis/${plural}/definition.meta.yaml`;
   const doc = parse(metaText) as Node;
   const metaRoot = schemaOf(doc, metaFile);
+  const metaProps = isNode(metaRoot['properties']) ? metaRoot['properties'] : {};
   const errors: string[] = [];
-  const zodRoot: Node = {
-    type: 'object',
-    properties: Object.fromEntries(
-      Object.entries(parts).map(([k, s]) => [k, z.toJSONSchema(s, { io: 'input' }) as Node]),
-    ),
-  };
-  const generated = merge(zodRoot, metaRoot, '', errors);
+  const fromZod = Object.entries(parts).flatMap(([k, s]) =>
+    s === 'as-written' ? [] : [[k, z.toJSONSchema(s, { io: 'input' }) as Node] as const],
+  );
+  const merged = merge(
+    { type: 'object', properties: Object.fromEntries(fromZod) },
+    {
+      ...metaRoot,
+      properties: Object.fromEntries(
+        Object.entries(metaProps).filter(([k]) => parts[k] !== 'as-written'),
+      ),
+    },
+    '',
+    errors,
+  );
+  const properties: Node = {};
+  for (const [k, s] of Object.entries(parts)) {
+    if (s !== 'as-written') properties[k] = (merged['properties'] as Node)[k];
+    else if (metaProps[k] !== undefined) properties[k] = metaProps[k];
+    else errors.push(`.${k}: as written in the metadata, but the metadata has no ${k}`);
+  }
+  const generated = { ...merged, properties };
   if (errors.length > 0) throw new Error(`${metaFile}:\n  ${errors.join('\n  ')}`);
   const versions = (doc['spec'] as Node)['versions'] as Node[];
   (versions[0] as Node)['schema'] = { openAPIV3Schema: generated };
