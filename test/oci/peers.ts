@@ -326,6 +326,9 @@ export async function startFront(upstream: string, opts: FrontOptions = {}): Pro
   };
 }
 
+/** Every entry's mtime: the same layers make the same digests on every run. */
+const EPOCH = new Date(0);
+
 export type TarEntry =
   | { name: string; data: Buffer | string }
   | { name: string; type: 'directory' }
@@ -347,17 +350,17 @@ export async function tarball(entries: TarEntry[]): Promise<Buffer> {
   for (const e of entries) {
     if ('data' in e) {
       await new Promise<void>((resolve, reject) => {
-        p.entry({ name: e.name, mode: 0o644 }, e.data, (err) => {
+        p.entry({ name: e.name, mode: 0o644, mtime: EPOCH }, e.data, (err) => {
           if (err) reject(err);
           else resolve();
         });
       });
     } else if (e.type === 'symlink' || e.type === 'link') {
-      p.entry({ name: e.name, type: e.type, linkname: e.linkname });
+      p.entry({ name: e.name, type: e.type, linkname: e.linkname, mtime: EPOCH });
     } else if (e.type === 'directory') {
-      p.entry({ name: e.name, type: 'directory', mode: 0o755 });
+      p.entry({ name: e.name, type: 'directory', mode: 0o755, mtime: EPOCH });
     } else {
-      p.entry({ name: e.name, type: e.type, devmajor: 1, devminor: 3 });
+      p.entry({ name: e.name, type: e.type, devmajor: 1, devminor: 3, mtime: EPOCH });
     }
   }
   p.finalize();
