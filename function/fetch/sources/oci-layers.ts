@@ -17,6 +17,7 @@ import * as zlib from 'node:zlib';
 import { extract, type Header as TarHeader } from 'tar-stream';
 
 import { FetchError } from '../errors.js';
+import { writeAll } from '../hashing.js';
 import { unsafePathReason } from '../paths.js';
 
 /** One layer as downloaded and verified: its digest names it in errors. */
@@ -51,6 +52,7 @@ export const DEFAULT_MAX_ENTRIES = 1_000_000;
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const MAX_LINK_HOPS = 40;
+const WRITE_BATCH = 4 << 20;
 
 type Node =
   | { kind: 'dir'; layer: number }
@@ -304,12 +306,24 @@ export async function unpackLayers(
             0o644,
           );
           try {
+            // Chunks are hashed as they come and written in batches (one writev per 4 MiB).
             let at = 0;
+            let batch: Buffer[] = [];
+            let batched = 0;
+            const flush = async (): Promise<void> => {
+              if (batched === 0) return;
+              await writeAll(fh, batch, at);
+              at += batched;
+              batch = [];
+              batched = 0;
+            };
             for await (const chunk of entry as AsyncIterable<Buffer>) {
               hash.update(chunk);
-              await fh.write(chunk, 0, chunk.length, at);
-              at += chunk.length;
+              batch.push(chunk);
+              batched += chunk.length;
+              if (batched >= WRITE_BATCH) await flush();
             }
+            await flush();
             if (at !== size) throw new FetchError(`${what}: the archive ends inside the file`);
             await fh.sync();
           } finally {
