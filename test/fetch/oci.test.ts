@@ -17,12 +17,8 @@ import type { Manifest } from '../../function/fetch/layout.js';
 import { Layout } from '../../function/fetch/layout.js';
 import type { FetchPlanSource } from '../../function/fetch/plan.js';
 import { DEFAULT_RANGE_OPTIONS } from '../../function/fetch/ranged.js';
-import {
-  credentialsFor,
-  ociSource,
-  parseChallenge,
-  parseRef,
-} from '../../function/fetch/sources/oci.js';
+import { credentialsFor, parseChallenge } from '../../function/fetch/sources/oci-auth.js';
+import { ociSource, parseRef } from '../../function/fetch/sources/oci.js';
 import { bytes, capturedLogger, planFor, run, scratch, tree } from '../support/fetch-harness.js';
 import {
   crane,
