@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { GENERATED_XRDS, ROOT, generateXrd } from './xrd-from-zod.js';
 
-for (const [plural, parts] of Object.entries(GENERATED_XRDS)) {
+for (const [plural, { parts }] of Object.entries(GENERATED_XRDS)) {
   const file = join('apis', plural, 'definition.yaml');
   writeFileSync(join(ROOT, file), await generateXrd(plural, parts));
   console.log(`generate:xrds: wrote ${file}`);

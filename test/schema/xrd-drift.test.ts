@@ -13,13 +13,13 @@ import {
 import { GENERATED_XRDS, ROOT, driftOf, generateXrd } from './xrd-from-zod.js';
 
 const IC = 'apis/inferenceclusters/definition.yaml';
-const IC_META = readFileSync(join(ROOT, 'apis/inferenceclusters/definition.meta.yaml'), 'utf8');
+const IC_META = readFileSync(join(ROOT, 'function/api/inferencecluster.xrd-meta.yaml'), 'utf8');
 const IC_COMMITTED = readFileSync(join(ROOT, IC), 'utf8');
 
 describe('generated XRDs are committed as generated', () => {
   it.each(Object.keys(GENERATED_XRDS))('apis/%s/definition.yaml', async (plural) => {
     const file = `apis/${plural}/definition.yaml`;
-    const generated = await generateXrd(plural, GENERATED_XRDS[plural] ?? {});
+    const generated = await generateXrd(plural, GENERATED_XRDS[plural]?.parts ?? {});
     expect(driftOf(file, readFileSync(join(ROOT, file), 'utf8'), generated)).toBeUndefined();
   });
 });
@@ -59,7 +59,7 @@ describe('the drift gate refuses', () => {
       },
       meta: IC_META,
       expected:
-        'apis/inferenceclusters/definition.meta.yaml:\n  .spec.region: no description in the metadata (kubectl explain shows it)',
+        'function/api/inferencecluster.xrd-meta.yaml:\n  .spec.region: no description in the metadata (kubectl explain shows it)',
     },
     {
       reason: 'metadata for a field zod no longer has',
@@ -69,7 +69,7 @@ describe('the drift gate refuses', () => {
       },
       meta: IC_META,
       expected:
-        'apis/inferenceclusters/definition.meta.yaml:\n  .status.providerConfigRef: in the metadata, not in zod',
+        'function/api/inferencecluster.xrd-meta.yaml:\n  .status.providerConfigRef: in the metadata, not in zod',
     },
     {
       reason: 'metadata stating a bound zod owns',
@@ -79,7 +79,7 @@ describe('the drift gate refuses', () => {
         '                    name:\n                      description: Name of the provider config.\n                      maxLength: 63\n',
       ),
       expected:
-        'apis/inferenceclusters/definition.meta.yaml:\n  .spec.providerConfigRef.name: the metadata states "maxLength", which zod states',
+        'function/api/inferencecluster.xrd-meta.yaml:\n  .spec.providerConfigRef.name: the metadata states "maxLength", which zod states',
     },
   ])('$reason', async ({ parts, meta, expected }) => {
     const refused: unknown = await generateXrd('inferenceclusters', parts, meta).then(

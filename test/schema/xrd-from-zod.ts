@@ -1,7 +1,7 @@
 // An XRD generated from the zod schema the Function parses with, so the API is written once:
 // zod states every field, type, bound, enum, default, pattern and what is required
 // (z.toJSONSchema, put in a structural schema's terms); the XRD's metadata file
-// (apis/<plural>/definition.meta.yaml) states only what zod cannot: names, scope, printer
+// (function/api/<kind>.xrd-meta.yaml, beside the kind's zod) states only what zod cannot: names, scope, printer
 // columns, and per field its description and Kubernetes-only rules (CEL, list types, formats).
 // A metadata field zod no longer has, or a metadata keyword zod owns, is an error, not a silent
 // leftover. npm run generate:xrds writes the XRDs; test/schema/xrd-drift.test.ts fails when a
@@ -19,7 +19,9 @@ import {
   inferenceClusterStatus,
 } from '../../function/api/inferencecluster.js';
 import { modelCacheSpec } from '../../function/api/modelcache.js';
+import { modelCacheReplicaSpec, replicaStatus } from '../../function/api/modelcachereplica.js';
 import { modelDeploymentSpec } from '../../function/api/modeldeployment.js';
+import { COMPARED } from '../support/xrd.js';
 
 type Node = Record<string, unknown>;
 
@@ -31,12 +33,30 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
  */
 export type XrdParts = Readonly<Record<string, z.ZodType | 'as-written'>>;
 
-/** The XRDs generated so far, by folder under apis/. */
-export const GENERATED_XRDS: Readonly<Record<string, XrdParts>> = {
-  inferenceclusters: { spec: inferenceClusterSpec, status: inferenceClusterStatus },
-  modelcaches: { spec: modelCacheSpec, status: 'as-written' },
-  modeldeployments: { spec: modelDeploymentSpec, status: 'as-written' },
+/** Every XRD, by folder under apis/: its metadata file and where each top-level field comes from. */
+export const GENERATED_XRDS: Readonly<Record<string, { meta: string; parts: XrdParts }>> = {
+  inferenceclusters: {
+    meta: 'function/api/inferencecluster.xrd-meta.yaml',
+    parts: { spec: inferenceClusterSpec, status: inferenceClusterStatus },
+  },
+  modelcaches: {
+    meta: 'function/api/modelcache.xrd-meta.yaml',
+    parts: { spec: modelCacheSpec, status: 'as-written' },
+  },
+  modelcachereplicas: {
+    meta: 'function/api/modelcachereplica.xrd-meta.yaml',
+    parts: { spec: modelCacheReplicaSpec, status: replicaStatus.partial() },
+  },
+  modeldeployments: {
+    meta: 'function/api/modeldeployment.xrd-meta.yaml',
+    parts: { spec: modelDeploymentSpec, status: 'as-written' },
+  },
 };
+
+/** The metadata file of apis/<plural>/ (outside apis/: its folders hold only what is installed). */
+export function metaFileOf(plural: string): string {
+  return GENERATED_XRDS[plural]?.meta ?? `function/api/${plural}.xrd-meta.yaml`;
+}
 
 /** Keywords only the metadata file states: documentation and Kubernetes-only rules. */
 const META_KEYWORDS = [
@@ -48,19 +68,8 @@ const META_KEYWORDS = [
   'x-kubernetes-list-type',
   'x-kubernetes-list-map-keys',
 ] as const;
-/** Keywords taken from zod, in the order the XRD lists them. */
-const ZOD_KEYWORDS = [
-  'required',
-  'enum',
-  'default',
-  'minimum',
-  'maximum',
-  'minLength',
-  'maxLength',
-  'minItems',
-  'maxItems',
-  'pattern',
-] as const;
+/** Keywords taken from zod, in the order the XRD lists them (the input CRD's comparison's). */
+const ZOD_KEYWORDS = ['required', ...COMPARED.filter((k) => k !== 'type')];
 const NESTED = ['properties', 'items', 'additionalProperties'] as const;
 
 function isNode(v: unknown): v is Node {
@@ -68,10 +77,11 @@ function isNode(v: unknown): v is Node {
 }
 
 /**
- * One node of zod's JSON Schema in a structural schema's terms: an optional member's
- * `anyOf [x, null]` unwrapped, number+multipleOf(1) as integer, the safe-integer bounds zod adds
- * to `.int()` dropped, `\/` in patterns unescaped (RE2 and JavaScript accept a plain slash), and
- * `additionalProperties: false` dropped (a structural schema has properties or
+ * One node of zod's JSON Schema in a structural schema's terms: a nullable member's
+ * `anyOf [x, null]` (or type list with null) unwrapped; a quantity's string-or-integer union
+ * spelt as Kubernetes' int-or-string node; number+multipleOf(1) as integer; the safe-integer
+ * bounds zod adds to `.int()` dropped; `\/` in patterns unescaped (RE2 and JavaScript accept a
+ * plain slash); `additionalProperties: false` dropped (a structural schema has properties or
  * additionalProperties, not both). Record key rules (`propertyNames`) must be CEL in metadata.
  */
 function structural(input: Node, path: string): Node {
@@ -100,6 +110,16 @@ function structural(input: Node, path: string): Node {
     } else {
       throw new Error(`${path}: zod emits an anyOf no structural schema can state`);
     }
+  }
+  // zod writes a union of primitives (a nullable one included) as a list of types.
+  if (Array.isArray(node['type'])) {
+    const types = (node['type'] as unknown[]).filter((t) => t !== 'null');
+    if (types.length !== 1) {
+      throw new Error(
+        `${path}: zod emits types ${JSON.stringify(node['type'])}, which no structural schema can state`,
+      );
+    }
+    node['type'] = types[0];
   }
   if (node['type'] === 'number' && node['multipleOf'] === 1) {
     node['type'] = 'integer';
@@ -136,7 +156,7 @@ function merge(zodNode: Node, meta: Node, path: string, errors: string[]): Node 
   for (const key of Object.keys(z)) {
     if (
       !['type', 'x-kubernetes-int-or-string', 'anyOf', 'propertyNames'].includes(key) &&
-      !(ZOD_KEYWORDS as readonly string[]).includes(key) &&
+      !ZOD_KEYWORDS.includes(key) &&
       !(NESTED as readonly string[]).includes(key)
     ) {
       errors.push(`${path}: zod keyword "${key}" has no XRD form`);
@@ -211,11 +231,16 @@ export function xrdYaml(value: unknown): string {
   return doc.toString({ lineWidth: 96 });
 }
 
-/** The first paragraph of the comment a metadata file starts with: what the kind is. */
+/**
+ * The comment a metadata file starts with, up to its paragraph about itself ("# The metadata
+ * of ..."): what the kind is and why, which the generated XRD keeps.
+ */
 function leadingComments(text: string): string {
   const lines = text.split('\n');
-  const end = lines.findIndex((l) => !l.startsWith('#') || l.trim() === '#');
-  return lines.slice(0, end === -1 ? lines.length : end).join('\n');
+  const end = lines.findIndex((l) => !l.startsWith('#') || l.startsWith('# The metadata of'));
+  const kept = lines.slice(0, end === -1 ? lines.length : end);
+  while (kept.length > 0 && kept[kept.length - 1]?.trim() === '#') kept.pop();
+  return kept.join('\n');
 }
 
 /** The openAPIV3Schema of one version, or an error naming the file. */
@@ -235,9 +260,9 @@ function schemaOf(doc: Node, file: string): Node {
 export async function generateXrd(
   plural: string,
   parts: XrdParts,
-  metaText = readFileSync(join(ROOT, 'apis', plural, 'definition.meta.yaml'), 'utf8'),
+  metaText = readFileSync(join(ROOT, metaFileOf(plural)), 'utf8'),
 ): Promise<string> {
-  const metaFile = `apis/${plural}/definition.meta.yaml`;
+  const metaFile = metaFileOf(plural);
   const doc = parse(metaText) as Node;
   const metaRoot = schemaOf(doc, metaFile);
   const metaProps = isNode(metaRoot['properties']) ? metaRoot['properties'] : {};

@@ -36,7 +36,8 @@ export function openApiSchema(xrd: Node): Node {
   return asNode(asNode(version['schema'], 'schema')['openAPIV3Schema'], 'openAPIV3Schema');
 }
 
-// Comparing an OpenAPI schema (XRD or CRD) with the JSON schema zod generates.
+// Comparing an OpenAPI schema with the JSON schema zod generates (the input CRD's test), and the
+// keywords the XRD generator takes from zod (test/schema/xrd-from-zod.ts).
 
 /** Keywords whose values must be equal on both sides. */
 export const COMPARED = [
