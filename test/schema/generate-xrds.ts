@@ -1,13 +1,13 @@
-// npm run generate:xrds — writes apis/<plural>/definition.yaml for every XRD generated from zod
+// npm run generate:xrds — writes every XRD (apis/<plural>/definition.yaml) and the input CRD generated from zod
 // (test/schema/xrd-from-zod.ts), after a change to a zod schema or to a metadata file. Review
 // the diff; test/schema/xrd-drift.test.ts fails while a committed XRD differs from this output.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { GENERATED_XRDS, ROOT, generateXrd } from './xrd-from-zod.js';
+import { GENERATED_XRDS, ROOT, fileOf, generateXrd } from './xrd-from-zod.js';
 
-for (const [plural, { parts }] of Object.entries(GENERATED_XRDS)) {
-  const file = join('apis', plural, 'definition.yaml');
-  writeFileSync(join(ROOT, file), await generateXrd(plural, parts));
+for (const [name, { parts }] of Object.entries(GENERATED_XRDS)) {
+  const file = fileOf(name);
+  writeFileSync(join(ROOT, file), await generateXrd(name, parts));
   console.log(`generate:xrds: wrote ${file}`);
 }

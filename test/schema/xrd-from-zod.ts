@@ -18,10 +18,10 @@ import {
   inferenceClusterSpec,
   inferenceClusterStatus,
 } from '../../function/api/inferencecluster.js';
+import { functionInput } from '../../function/api/input.js';
 import { modelCacheSpec } from '../../function/api/modelcache.js';
 import { modelCacheReplicaSpec, replicaStatus } from '../../function/api/modelcachereplica.js';
 import { modelDeploymentSpec } from '../../function/api/modeldeployment.js';
-import { COMPARED } from '../support/xrd.js';
 
 type Node = Record<string, unknown>;
 
@@ -33,8 +33,13 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
  */
 export type XrdParts = Readonly<Record<string, z.ZodType | 'as-written'>>;
 
-/** Every XRD, by folder under apis/: its metadata file and where each top-level field comes from. */
-export const GENERATED_XRDS: Readonly<Record<string, { meta: string; parts: XrdParts }>> = {
+/**
+ * Every schema generated from zod, by name: the file written (default
+ * apis/<name>/definition.yaml), its metadata file and where each top-level field comes from.
+ */
+export const GENERATED_XRDS: Readonly<
+  Record<string, { file?: string; meta: string; parts: XrdParts }>
+> = {
   inferenceclusters: {
     meta: 'function/api/inferencecluster.xrd-meta.yaml',
     parts: { spec: inferenceClusterSpec, status: inferenceClusterStatus },
@@ -51,11 +56,30 @@ export const GENERATED_XRDS: Readonly<Record<string, { meta: string; parts: XrdP
     meta: 'function/api/modeldeployment.xrd-meta.yaml',
     parts: { spec: modelDeploymentSpec, status: 'as-written' },
   },
+  // The Function's input CRD: its fields are the top-level ones; apiVersion, kind and metadata
+  // are stated in the metadata (zod's literals have no structural form but an enum).
+  input: {
+    file: 'package/function/input/modelcache.fn.modelplane.ai_inputs.yaml',
+    meta: 'function/api/input.crd-meta.yaml',
+    parts: {
+      apiVersion: 'as-written',
+      kind: 'as-written',
+      metadata: 'as-written',
+      ttlSeconds: functionInput.shape.ttlSeconds,
+      inferenceClusterNamespace: functionInput.shape.inferenceClusterNamespace,
+      fetch: functionInput.shape.fetch,
+    },
+  },
 };
 
-/** The metadata file of apis/<plural>/ (outside apis/: its folders hold only what is installed). */
-export function metaFileOf(plural: string): string {
-  return GENERATED_XRDS[plural]?.meta ?? `function/api/${plural}.xrd-meta.yaml`;
+/** The file generated for `name`. */
+export function fileOf(name: string): string {
+  return GENERATED_XRDS[name]?.file ?? `apis/${name}/definition.yaml`;
+}
+
+/** The metadata file of `name` (outside apis/: its folders hold only what is installed). */
+export function metaFileOf(name: string): string {
+  return GENERATED_XRDS[name]?.meta ?? `function/api/${name}.xrd-meta.yaml`;
 }
 
 /** Keywords only the metadata file states: documentation and Kubernetes-only rules. */
@@ -68,8 +92,19 @@ const META_KEYWORDS = [
   'x-kubernetes-list-type',
   'x-kubernetes-list-map-keys',
 ] as const;
-/** Keywords taken from zod, in the order the XRD lists them (the input CRD's comparison's). */
-const ZOD_KEYWORDS = ['required', ...COMPARED.filter((k) => k !== 'type')];
+/** Keywords taken from zod, in the order the XRD lists them. */
+const ZOD_KEYWORDS = [
+  'required',
+  'enum',
+  'default',
+  'minimum',
+  'maximum',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'pattern',
+];
 const NESTED = ['properties', 'items', 'additionalProperties'] as const;
 
 function isNode(v: unknown): v is Node {
@@ -254,15 +289,15 @@ function schemaOf(doc: Node, file: string): Node {
 }
 
 /**
- * The XRD text for apis/<plural>/, from its metadata file and `parts` (zod per top-level field):
+ * The text of `name`'s XRD (or CRD), from its metadata file and `parts` (zod per top-level field):
  * what npm run generate:xrds writes and the drift check compares.
  */
 export async function generateXrd(
-  plural: string,
+  name: string,
   parts: XrdParts,
-  metaText = readFileSync(join(ROOT, metaFileOf(plural)), 'utf8'),
+  metaText = readFileSync(join(ROOT, metaFileOf(name)), 'utf8'),
 ): Promise<string> {
-  const metaFile = metaFileOf(plural);
+  const metaFile = metaFileOf(name);
   const doc = parse(metaText) as Node;
   const metaRoot = schemaOf(doc, metaFile);
   const metaProps = isNode(metaRoot['properties']) ? metaRoot['properties'] : {};
@@ -300,7 +335,7 @@ export async function generateXrd(
     '# Edit those, not this file: test/schema/xrd-drift.test.ts fails when the two differ.',
   ].join('\n');
   const text = `${header}\n${xrdYaml(doc)}`;
-  const config = (await resolveConfig(join(ROOT, 'apis', plural, 'definition.yaml'))) ?? {};
+  const config = (await resolveConfig(join(ROOT, fileOf(name)))) ?? {};
   return format(text, { ...config, parser: 'yaml' });
 }
 

@@ -35,22 +35,3 @@ export function openApiSchema(xrd: Node): Node {
   const version = asNode(versions[0], 'spec.versions[0]');
   return asNode(asNode(version['schema'], 'schema')['openAPIV3Schema'], 'openAPIV3Schema');
 }
-
-// Comparing an OpenAPI schema with the JSON schema zod generates (the input CRD's test), and the
-// keywords the XRD generator takes from zod (test/schema/xrd-from-zod.ts).
-
-/** Keywords whose values must be equal on both sides. */
-export const COMPARED = [
-  'type',
-  'enum',
-  'default',
-  'minimum',
-  'maximum',
-  'minLength',
-  'maxLength',
-  'minItems',
-  'maxItems',
-  'pattern',
-] as const;
-/** Keywords both sides may carry that the walk descends into or compares as sets. */
-export const STRUCTURE = new Set(['properties', 'items', 'additionalProperties', 'required']);
