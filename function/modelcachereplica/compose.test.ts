@@ -652,7 +652,7 @@ describe('issue 12: a steady replica reads no input (its parent’s status grows
           type: 'InputsObserved',
           status: 'True',
           reason: 'Steady',
-          message: `Ready and unchanged since ModelCache team-a/${String((spec['cacheRef'] as Json)['name'])} (digest ${String(spec['cacheDigest'])}) was last read: no input is read until the cache, the claim or an Object changes`,
+          message: `Ready and unchanged since ModelCache team-a/${String((spec['cacheRef'] as Json)['name'])} was last read: no input is read until the cache, the claim or an Object changes`,
         },
         settled.conditions[1],
       ],

@@ -147,7 +147,7 @@ function steadyCondition(namespace: string, spec: ModelCacheReplicaSpec): CoreCo
     type: CONDITION_INPUTS_OBSERVED,
     status: 'True',
     reason: INPUTS_REASON.Steady,
-    message: `Ready and unchanged since ModelCache ${namespace}/${spec.cacheRef.name} (digest ${spec.cacheDigest ?? ''}) was last read: no input is read until the cache, the claim or an Object changes`,
+    message: `Ready and unchanged since ModelCache ${namespace}/${spec.cacheRef.name} was last read: no input is read until the cache, the claim or an Object changes`,
   };
 }
 

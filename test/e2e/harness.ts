@@ -16,7 +16,7 @@ import { isDeepStrictEqual } from 'node:util';
 
 import { parse, parseAllDocuments, stringify } from 'yaml';
 
-import type { Json, Kube } from './kube.js';
+import { KubeError, type Json, type Kube } from './kube.js';
 import { waitFor } from './procs.js';
 import { CROSSPLANE_NS, type Stack, type WorkloadCluster } from './stack.js';
 
@@ -373,7 +373,19 @@ export class Ctx {
     for (const k of order) {
       for (const xr of await this.cp.list(xrPath(k))) {
         const m = obj(xr['metadata']);
-        await this.cp.delete(xrPath(k, m['namespace'] as string | undefined, m['name'] as string));
+        const path = xrPath(k, m['namespace'] as string | undefined, m['name'] as string);
+        // A consumer deleted just before leaves its Usage for the garbage collector to remove:
+        // until it does, the Usage webhook refuses the delete (409). Ask again.
+        await waitFor(`${k.kind} ${String(m['name'])} deletion accepted`, 120_000, async () => {
+          try {
+            await this.cp.delete(path);
+            return true;
+          } catch (err) {
+            if (err instanceof KubeError && err.status === 409 && /in-use by/.test(err.body))
+              return undefined;
+            throw err;
+          }
+        });
       }
       await waitFor(
         `every ${k.kind} gone`,

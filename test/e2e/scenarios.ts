@@ -332,6 +332,13 @@ export const SCENARIOS: Scenario[] = [
           String(obj(obj(obj(o['spec'])['forProvider'])['manifest'])['kind']) === 'Job',
       );
       expectEqual('prefetch Jobs composed for eu-west', euObjects.length, 0);
+      // Issue 12 #6: with the burst the README advises, no XR's breaker opened on the way.
+      expectEqual(
+        'a watch circuit breaker opened (an XR condition or the Crossplane log)',
+        ctx.report.circuitOpened ||
+          /WatchCircuitOpen|circuit breaker open/i.test(ctx.crossplaneLog()),
+        false,
+      );
       ctx.note(`${n} Ready clusters: files sha256-identical to the source; eu-west failed fast`);
     },
   },
