@@ -55,11 +55,13 @@ export function xrPath(k: XrKind, namespace?: string, name?: string): string {
   return `/apis/${k.group}/${k.version}${ns}/${k.plural}${name !== undefined ? `/${name}` : ''}`;
 }
 
-export const OBJECTS = '/apis/kubernetes.m.crossplane.io/v1alpha1/objects';
+/** provider-kubernetes' namespaced Object API (Crossplane v2's `.m.` group). */
+const OBJECT_API = '/apis/kubernetes.m.crossplane.io/v1alpha1';
+export const OBJECTS = `${OBJECT_API}/objects`;
 
 const obj = (v: unknown): Json => (v !== null && typeof v === 'object' ? (v as Json) : {});
 const arr = (v: unknown): Json[] => (Array.isArray(v) ? (v as Json[]) : []);
-const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+export const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 export function conditions(o: Json | undefined): Json[] {
   return arr(obj(o?.['status'])['conditions']);
@@ -354,12 +356,10 @@ export class Ctx {
       const pc = text(obj(obj(o['spec'])['providerConfigRef'])['name']);
       if (m['deletionTimestamp'] === undefined || !this.unreachable.has(pc)) continue;
       if (arr(m['finalizers']).length === 0) continue;
-      const ns = text(m['namespace']);
       await this.cp
-        .mergePatch(
-          `${OBJECTS.replace('/objects', '')}${ns ? `/namespaces/${ns}` : ''}/objects/${text(m['name'])}`,
-          { metadata: { finalizers: null } },
-        )
+        .mergePatch(`${OBJECT_API}/namespaces/${text(m['namespace'])}/objects/${text(m['name'])}`, {
+          metadata: { finalizers: null },
+        })
         .catch(() => undefined);
     }
   }

@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { bytes } from '../support/fetch-harness.js';
 import type { TestHub } from '../support/fetch-hub.js';
 import { clustersOf, expectCache, expectVolumes, replicasOf, settled } from './cache.js';
-import { condition, expectEqual, OBJECTS, pause, type Ctx } from './harness.js';
+import { condition, expectEqual, OBJECTS, pause, text, type Ctx } from './harness.js';
 import type { Json } from './kube.js';
 import { waitFor } from './procs.js';
 import { matching, modelRepo, type Sources } from './sources.js';
@@ -38,7 +38,6 @@ const FLEET_SUMMARY = {
   ready: `3/${String(FLEET)}`,
   readyClusters: 3,
 };
-const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 /** A kubeconfig for a cluster that does not exist: loopback port 1, where nothing listens. */
 function unreachableKubeconfig(): string {
