@@ -3,6 +3,7 @@ import {
   cacheRequests,
   cacheScenario,
   replicaRequests,
+  steadyRequests,
   type CacheScenario,
   type ScenarioName,
 } from './compose-scenario.js';
@@ -12,9 +13,12 @@ import {
  *            ModelCacheReplicas mid-hydration, each with its status;
  *   replica  a replica call of that cache: one ModelCacheReplica observing its cluster's
  *            Objects, with its parent (whose status lists N clusters), InferenceCluster and
- *            provider config as required resources.
+ *            provider config as required resources;
+ *   steady   a replica call of that cache once the replica is steady (Ready, nothing to
+ *            change): no required resource, so the parent's O(N) status is not in it. Only
+ *            `repeat` and `cold` apply: a steady replica reports no progress.
  */
-export const FAMILY_NAMES = ['replica', 'cache'] as const;
+export const FAMILY_NAMES = ['replica', 'steady', 'cache'] as const;
 export type FamilyName = (typeof FAMILY_NAMES)[number];
 
 export interface BenchCase {
@@ -39,6 +43,8 @@ const CACHE_TARGET = { n: 1000, p99Ms: 100 };
 const REPLICA_TARGET_P99_MS = 5;
 /** A replica mid-hydration composes namespace, claim, credentials, Job and its RBAC. */
 const REPLICA_RESOURCES = 5;
+/** A steady replica holds what stays once its Job and the Job's credentials and RBAC are gone. */
+const STEADY_RESOURCES = 2;
 
 const scenarios = new Map<number, CacheScenario>();
 
@@ -63,8 +69,9 @@ export function benchCases(
   for (const n of sizes) {
     for (const family of families) {
       names.forEach((scenario, i) => {
+        if (family === 'steady' && scenario === 'progress') return;
         const target =
-          family === 'replica'
+          family !== 'cache'
             ? REPLICA_TARGET_P99_MS
             : n === CACHE_TARGET.n
               ? CACHE_TARGET.p99Ms
@@ -74,11 +81,8 @@ export function benchCases(
           family,
           scenario,
           n,
-          requests: () =>
-            family === 'replica'
-              ? replicaRequests(scenarioAt(n), scenario)
-              : cacheRequests(scenarioAt(n), scenario),
-          minResources: family === 'replica' ? REPLICA_RESOURCES : n,
+          requests: () => requestsOf(family, scenarioAt(n), scenario),
+          minResources: { replica: REPLICA_RESOURCES, steady: STEADY_RESOURCES, cache: n }[family],
           floor: i === 0,
           ...(target !== undefined ? { targetP99Ms: target } : {}),
         });
@@ -86,4 +90,19 @@ export function benchCases(
     }
   }
   return cases;
+}
+
+function requestsOf(family: FamilyName, s: CacheScenario, scenario: ScenarioName): Buffer[] {
+  switch (family) {
+    case 'replica':
+      return replicaRequests(s, scenario);
+    case 'steady':
+      return steadyRequests(s, scenario);
+    case 'cache':
+      return cacheRequests(s, scenario);
+    default: {
+      const unreachable: never = family;
+      return unreachable;
+    }
+  }
 }

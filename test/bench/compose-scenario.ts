@@ -314,6 +314,24 @@ export function replicaRequests(s: CacheScenario, scenario: ScenarioName): Buffe
   }
 }
 
+/** A steady replica call's request bytes: the same cluster again, or another cluster each call. */
+export function steadyRequests(s: CacheScenario, scenario: ScenarioName): Buffer[] {
+  switch (scenario) {
+    case 'repeat':
+      return [encodeRequest(s.steadyReplica(0).request)];
+    case 'progress':
+      throw new Error('a steady replica reports no progress: no progress scenario for it');
+    case 'cold':
+      return Array.from({ length: Math.min(8, s.n) }, (_, j) =>
+        encodeRequest(s.steadyReplica((37 * j) % s.n).request),
+      );
+    default: {
+      const unreachable: never = scenario;
+      return unreachable;
+    }
+  }
+}
+
 /** The old entry point: the ModelCache call's requests for a scenario at N clusters. */
 export function scenarioRequests(scenario: ScenarioName, n: number): Buffer[] {
   return cacheRequests(cacheScenario(n), scenario);

@@ -1,6 +1,7 @@
 // What every scenario uses on the booted stack: applying example manifests, registering
 // workload clusters, waiting on XRs while watching for the watch circuit breaker, reading back
 // a cluster's volume, comparing a status with its expectation, and cleaning up after itself.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -8,8 +9,11 @@ import {
   readFileSync,
   writeFileSync,
   mkdirSync,
+  mkdtempSync,
   lstatSync,
+  rmSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
@@ -543,17 +547,33 @@ export function expectStatus(file: string, actual: unknown, root: string): void 
   if (!existsSync(path)) throw new Error(`${path} is missing (E2E_UPDATE=1 writes it; review it)`);
   const want = parse(readFileSync(path, 'utf8')) as unknown;
   if (!isDeepStrictEqual(got, want)) {
-    throw new Error(
-      `status differs from ${relative(root, path)}:\n--- want\n${stringify(want, { lineWidth: 0 })}--- got\n${stringify(got, { lineWidth: 0 })}`,
-    );
+    throw new Error(`status differs from ${relative(root, path)}:\n${yamlDiff(want, got)}`);
   }
 }
 
 export function expectEqual(what: string, got: unknown, want: unknown): void {
-  if (!isDeepStrictEqual(got, want)) {
-    throw new Error(
-      `${what}:\n--- want\n${stringify(want, { lineWidth: 0 })}--- got\n${stringify(got, { lineWidth: 0 })}`,
-    );
+  if (!isDeepStrictEqual(got, want)) throw new Error(`${what}:\n${yamlDiff(want, got)}`);
+}
+
+/**
+ * The differing lines only (diff -u, 3 lines of context): a whole status printed twice was cut
+ * by CI's log excerpt before the line that differed.
+ */
+export function yamlDiff(want: unknown, got: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'e2e-diff-'));
+  try {
+    const w = join(dir, 'want.yaml');
+    const g = join(dir, 'got.yaml');
+    writeFileSync(w, stringify(want, { lineWidth: 0 }));
+    writeFileSync(g, stringify(got, { lineWidth: 0 }));
+    const r = spawnSync('diff', ['-u', '--label', 'want', '--label', 'got', w, g], {
+      encoding: 'utf8',
+    });
+    // Exit 1 is "they differ"; anything else means diff itself failed: say so with both.
+    if (r.status === 1) return r.stdout;
+    return `(diff failed: ${r.error?.message ?? r.stderr})\n--- want\n${readFileSync(w, 'utf8')}--- got\n${readFileSync(g, 'utf8')}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
