@@ -215,6 +215,24 @@ describe('Ready belongs to the claim it was staged into', () => {
     w.set('a', { job: undefined });
     expect(phaseOf(w.reconcile())).toEqual(['Ready', 'Staged', 'uid-1']);
   });
+  it("records the claim's UID once it is seen, when the Job completed before the claim's Object showed it", () => {
+    // The real stack (e2e hf): provider-kubernetes had not yet read the created claim back when
+    // the fast Job completed, so Ready was latched without a UID and kept so while steady.
+    const w = new World(f.HF_WEIGHTS, [f.inferenceClusterXR('a', NFS)]);
+    w.reconcile();
+    w.set('a', { claim: 'Bound', job: { state: 'complete', revision: 'abc' } });
+    w.reconcile();
+    w.reconcile();
+    w.set('a', { job: undefined });
+    expect(phaseOf(w.reconcile())).toEqual(['Ready', 'Staged', undefined]);
+    w.set('a', { claimUID: 'uid-1' });
+    expect(phaseOf(w.reconcile())).toEqual(['Ready', 'Staged', 'uid-1']);
+    // From then on the UID protects the latch as for any claim staged into.
+    w.set('a', { claimUID: 'uid-2' });
+    const round = w.reconcile();
+    expect(phaseOf(round)).toEqual(['Pending', 'JobPending', undefined]);
+    expect(rolesOf(round.replicas['a'])).toContain('fetch');
+  });
   it('stages again when the claim was re-created (a new, empty volume)', () => {
     const w = at('ready');
     w.set('a', { claimUID: 'uid-2', job: undefined });

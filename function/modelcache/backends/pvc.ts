@@ -122,13 +122,16 @@ export function composePvc(ctx: ClusterContext): ClusterResult {
     observed[ROLE_PVC] !== undefined &&
     (latched?.claimUID === undefined || claimUID === undefined || claimUID === latched.claimUID);
   if (latched?.phase === 'Ready' && sameClaim) {
+    // A fast Job can complete before the provider reads the created claim back: the UID is
+    // recorded when first seen, so a later re-creation of the claim is still noticed.
+    const stagedInto = latched.claimUID ?? claimUID;
     return {
       resources: base(),
       status: status('Ready', REASON.Staged, latched.message, {
         ...(latched.resolvedRevision !== undefined
           ? { resolvedRevision: latched.resolvedRevision }
           : {}),
-        ...(latched.claimUID !== undefined ? { claimUID: latched.claimUID } : {}),
+        ...(stagedInto !== undefined ? { claimUID: stagedInto } : {}),
       }),
       volume,
     };
