@@ -674,7 +674,7 @@ export const SCENARIOS: Scenario[] = [
       await ctx.cp.mergePatch(`/apis/modelplane.ai/v1alpha1/namespaces/${NS}/modelcaches/gguf`, {
         metadata: { annotations: { 'modelplane.ai/refetch': 'after-fix' } },
       });
-      const ready = await ctx.waitXr(
+      await ctx.waitXr(
         'ModelCache',
         NS,
         'gguf',
@@ -682,7 +682,9 @@ export const SCENARIOS: Scenario[] = [
         (x) => condition(x, 'Ready')?.['status'] === 'True',
         240_000,
       );
-      ctx.report.readySeconds = (Date.now() - t1) / 1000;
+      // Then steady: the status compared is the one that stays (Failed was settled too, so
+      // steady() alone would return before the refetch began).
+      const ready = await steady(ctx, 'gguf', 1, t1, 240_000);
       await expectVolumes(ctx, ready, sha256Map({ 'model.gguf': blob }), { 'us-east': 0 }, 1);
       await expectCache(ctx, 'fetch-fails-refetched', NS, 'gguf');
     },
