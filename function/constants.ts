@@ -1,8 +1,20 @@
 // Every name, label, annotation, condition type and reason the Function and its
 // consumers agree on. Changing one is an API change: other compositions read them.
 
-/** API group of every kind this project defines; the examples users already write use it. */
-export const API_GROUP = 'modelplane.ai';
+import { API_GROUP } from './contract/job.js';
+
+// Names the fetch program spells too are defined in the contract (function/contract/job.ts):
+// API_GROUP, the annotations the fetch program writes, ENV_FETCH_PLAN and AWS_SECRET_KEYS.
+export {
+  API_GROUP,
+  ANNOTATION_BYTES_DONE,
+  ANNOTATION_BYTES_TOTAL,
+  ANNOTATION_FETCH_ERROR,
+  ANNOTATION_RESOLVED_REVISION,
+  AWS_SECRET_KEYS,
+  ENV_FETCH_PLAN,
+} from './contract/job.js';
+
 /** The one served version in v0.1. */
 export const API_VERSION = `${API_GROUP}/v1alpha1`;
 
@@ -29,13 +41,6 @@ export const INPUT_KIND = 'Input';
 
 /** Changing its value asks for a re-stage of the same source (a new version is a new ModelCache). */
 export const ANNOTATION_REFETCH = `${API_GROUP}/refetch`;
-/** Written by the fetch program on its own Job so the Function can surface progress without I/O. */
-export const ANNOTATION_BYTES_DONE = `${API_GROUP}/bytes-done`;
-export const ANNOTATION_BYTES_TOTAL = `${API_GROUP}/bytes-total`;
-/** Written by the fetch program on success: the commit / version id / digest actually staged. */
-export const ANNOTATION_RESOLVED_REVISION = `${API_GROUP}/resolved-revision`;
-/** Written by the fetch program on failure: one line naming the file and the cause, never a secret. */
-export const ANNOTATION_FETCH_ERROR = `${API_GROUP}/fetch-error`;
 /** On remote objects: which cache and cluster they serve, so operators can find them with kubectl. */
 export const ANNOTATION_CACHE = `${API_GROUP}/cache`;
 export const ANNOTATION_CLUSTER = `${API_GROUP}/cluster`;
@@ -157,8 +162,6 @@ export const DEFAULT_TTL_SECONDS = 60;
 export const FETCH_VOLUME_MOUNT = '/cache';
 /** Where inline and ConfigMap files are mounted into the prefetch Job. */
 export const FETCH_FILES_MOUNT = '/var/run/modelcache/files';
-/** Environment variable carrying the fetch plan (JSON) into the prefetch Job. */
-export const ENV_FETCH_PLAN = 'MODELCACHE_PLAN';
 /** Environment variable carrying an HTTP bearer token into the prefetch Job. */
 export const ENV_HTTP_TOKEN = 'MODELCACHE_HTTP_TOKEN';
 /** Environment variable carrying an OCI source's docker config (JSON) into the prefetch Job. */
@@ -167,12 +170,6 @@ export const ENV_OCI_DOCKER_CONFIG = 'MODELCACHE_OCI_DOCKER_CONFIG';
 export const OCI_DOCKER_CONFIG_KEY = '.dockerconfigjson';
 /** Environment variable the Hugging Face clients read their token from. */
 export const ENV_HF_TOKEN = 'HF_TOKEN';
-/** Keys the AWS SDK's default chain reads; the S3 credential Secret must hold them. */
-export const AWS_SECRET_KEYS = [
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-  'AWS_SESSION_TOKEN',
-] as const;
 /** uid/gid the project's image runs as (Crossplane runs function pods as 2000 too). */
 export const RUN_AS_ID = 2000;
 

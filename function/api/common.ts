@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { hasSafeSegments, relativePath } from '../contract/paths.js';
+
 // Bounds shared by the zod schemas and the XRDs; the agreement test checks the XRDs use them.
 
 /** A Kubernetes object name (DNS-1123 subdomain). */
@@ -19,22 +21,8 @@ export const dataKey = z
 /** A label value or key part as used in selectors. */
 export const labelMap = z.record(z.string().min(1).max(317), z.string().max(63));
 
-/** True when no segment of a '/'-separated path is empty, '.' or '..'. */
-export function hasSafeSegments(path: string): boolean {
-  return !path.split('/').some((s) => s === '' || s === '.' || s === '..');
-}
-
-/**
- * A relative path inside the staged volume. Patterns stay RE2-compatible because the
- * same ones go into the XRDs (Kubernetes compiles them with Go's regexp); the segment
- * rule is a CEL rule there. The fetch program re-checks every path it writes.
- */
-export const relativePath = z
-  .string()
-  .min(1)
-  .max(1024)
-  .regex(/^[^/]/, 'must be a relative path')
-  .refine(hasSafeSegments, 'must not contain empty, "." or ".." segments');
+// The plan's path rule: defined in the contract, which the fetch program shares.
+export { hasSafeSegments, relativePath };
 
 /**
  * A path that becomes a ConfigMap volume item's path (inline files, ConfigMap keys): Kubernetes

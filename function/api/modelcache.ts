@@ -10,9 +10,10 @@ import {
   relativePath,
   volumeItemPath,
 } from './common.js';
+import { ARTIFACT_KINDS } from '../contract/plan.js';
 
-/** Kinds v0.1 stages; Adapter and Engine are v0.2 and rejected by the XRD's enum. */
-export const ARTIFACT_KINDS = ['Weights', 'Tokenizer', 'Bytes'] as const;
+// Defined with the fetch plan, which carries the kind to the fetch program.
+export { ARTIFACT_KINDS };
 /** Members of spec.artifact.source, exactly one of which is set. */
 export const SOURCE_MEMBERS = ['huggingFace', 's3', 'http', 'oci', 'inline', 'configMap'] as const;
 export type SourceMember = (typeof SOURCE_MEMBERS)[number];

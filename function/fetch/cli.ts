@@ -4,9 +4,9 @@ import { open } from 'node:fs/promises';
 
 import { pino, type DestinationStream, type Logger } from 'pino';
 
-import { AWS_SECRET_KEYS, ENV_FETCH_PLAN } from '../constants.js';
+import { AWS_SECRET_KEYS, ENV_FETCH_PLAN } from '../contract/job.js';
 import { FetchError, describe, redact, withoutControlCharacters } from './errors.js';
-import { fetchPlan, type FetchPlan } from './plan.js';
+import { fetchPlan, type FetchPlan } from '../contract/plan.js';
 import { podHolderGone } from './pods.js';
 import { kubeConnectionFromEnv, reporterFromEnv, type Reporter } from './reporter.js';
 import { DEFAULT_RETRY } from './retry.js';

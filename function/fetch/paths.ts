@@ -1,5 +1,5 @@
 // Path checks for every name a source hands us, and Hugging Face-style include/exclude globs.
-import { hasSafeSegments } from '../api/common.js';
+import { hasSafeSegments } from '../contract/paths.js';
 
 /** The program's own directory at the volume root; no artifact path may enter it. */
 export const STATE_DIR = '.modelcache';

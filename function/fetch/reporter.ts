@@ -7,7 +7,7 @@ import {
   ANNOTATION_BYTES_TOTAL,
   ANNOTATION_FETCH_ERROR,
   ANNOTATION_RESOLVED_REVISION,
-} from '../constants.js';
+} from '../contract/job.js';
 import type { Logger } from 'pino';
 
 export interface Report {

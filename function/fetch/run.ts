@@ -69,7 +69,7 @@ import {
 } from './ranged.js';
 import { localHolderGone, type HolderGone } from './pods.js';
 import { unsafePathReason } from './paths.js';
-import type { FetchPlan } from './plan.js';
+import type { FetchPlan } from '../contract/plan.js';
 import type { Reporter } from './reporter.js';
 import { DEFAULT_RETRY, backoffMs, wait, type RetryOptions } from './retry.js';
 import { sourceFor, type RemoteFile, type Source } from './sources/index.js';

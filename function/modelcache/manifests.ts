@@ -11,7 +11,7 @@ import {
   RUN_AS_ID,
 } from '../constants.js';
 import type { FunctionInput } from '../api/input.js';
-import { FETCH_PLAN_VERSION, type FetchPlan } from '../fetch/plan.js';
+import { FETCH_PLAN_VERSION, type FetchPlan } from '../contract/plan.js';
 import { providerObject, type Json, type ManagementPolicy } from '../k8s/object.js';
 import type { CacheModel, ClusterView } from './model.js';
 

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { FetchError } from '../../function/fetch/errors.js';
-import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlanSource } from '../../function/contract/plan.js';
 import type { RunOptions } from '../../function/fetch/run.js';
 import { bytes, planFor, run, scratch } from '../support/fetch-harness.js';
 import { startHttpServer, type HttpTestServer } from '../support/fetch-http.js';

@@ -20,7 +20,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { FetchError } from '../../function/fetch/errors.js';
 import { Layout } from '../../function/fetch/layout.js';
-import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlanSource } from '../../function/contract/plan.js';
 import {
   bytes,
   capturedLogger,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { FetchError } from '../../function/fetch/errors.js';
-import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlanSource } from '../../function/contract/plan.js';
 import { planFor, run, scratch, tree } from '../support/fetch-harness.js';
 import { sha256 } from '../support/fetch-serve.js';
 

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { FetchError } from '../../function/fetch/errors.js';
 import type { Manifest } from '../../function/fetch/layout.js';
-import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlanSource } from '../../function/contract/plan.js';
 import { huggingFaceSource } from '../../function/fetch/sources/huggingface.js';
 import { bytes, planFor, run, scratch, tree } from '../support/fetch-harness.js';
 import { startTestHub, type HubFile, type TestHub } from '../support/fetch-hub.js';

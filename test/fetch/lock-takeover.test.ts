@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlanSource } from '../../function/contract/plan.js';
 import { isPodOfJob, podHolderGone } from '../../function/fetch/pods.js';
 import { bytes, capturedLogger, planFor, run, scratch, tree } from '../support/fetch-harness.js';
 import { startHttpServer, type HttpTestServer } from '../support/fetch-http.js';

@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FetchError } from '../../function/fetch/errors.js';
 import type { Manifest } from '../../function/fetch/layout.js';
 import { Layout } from '../../function/fetch/layout.js';
-import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlanSource } from '../../function/contract/plan.js';
 import { DEFAULT_RANGE_OPTIONS } from '../../function/fetch/ranged.js';
 import { credentialsFor, parseChallenge } from '../../function/fetch/sources/oci-auth.js';
 import { ociSource, parseRef } from '../../function/fetch/sources/oci.js';

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { FetchError } from '../../function/fetch/errors.js';
 import { Layout } from '../../function/fetch/layout.js';
-import type { FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlanSource } from '../../function/contract/plan.js';
 import { DEFAULT_RANGE_OPTIONS, type RangeOptions } from '../../function/fetch/ranged.js';
 import {
   bytes,

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 
 import { createFetchLogger } from '../../function/fetch/cli.js';
-import type { FetchPlan, FetchPlanSource } from '../../function/fetch/plan.js';
+import type { FetchPlan, FetchPlanSource } from '../../function/contract/plan.js';
 import type { Report, Reporter } from '../../function/fetch/reporter.js';
 import {
   DEFAULT_RUN_OPTIONS,

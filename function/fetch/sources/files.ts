@@ -11,7 +11,7 @@ import { join, relative, sep } from 'node:path';
 
 import { FetchError } from '../errors.js';
 import { unsafePathReason } from '../paths.js';
-import type { FetchPlanSource } from '../plan.js';
+import type { FetchPlanSource } from '../../contract/plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
 
 type FilesPlan = Extract<FetchPlanSource, { type: 'inline' | 'configMap' }>;

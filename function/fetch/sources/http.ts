@@ -1,7 +1,7 @@
 // One file from an http(s) URL with Node's fetch: optional sha256, optional bearer token, Range resume.
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
 import { FetchError } from '../errors.js';
-import type { FetchPlanSource } from '../plan.js';
+import type { FetchPlanSource } from '../../contract/plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
 import {
   contentRangeStart,

@@ -5,7 +5,7 @@ import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
 import { FetchError } from '../errors.js';
 import { globFilter } from '../paths.js';
-import type { FetchPlanSource } from '../plan.js';
+import type { FetchPlanSource } from '../../contract/plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
 import { contentRangeStart, guardedFetch, nodeBody, tokenFromEnv, where } from './web.js';
 

@@ -1,5 +1,5 @@
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
-import type { FetchPlanSource } from '../plan.js';
+import type { FetchPlanSource } from '../../contract/plan.js';
 import type { Source } from './types.js';
 
 export type {

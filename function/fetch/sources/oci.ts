@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
 import { FetchError, hasControlCharacter } from '../errors.js';
 import { globFilter } from '../paths.js';
-import type { FetchPlanSource } from '../plan.js';
+import type { FetchPlanSource } from '../../contract/plan.js';
 import {
   credentialsFor,
   parseChallenge,

@@ -20,7 +20,7 @@ import {
 } from '../deadline.js';
 import { redactUrls } from '../../contract/redact.js';
 import { ChangedError, FetchError, hasControlCharacter } from '../errors.js';
-import type { FetchPlanSource } from '../plan.js';
+import type { FetchPlanSource } from '../../contract/plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
 
 type S3Plan = Extract<FetchPlanSource, { type: 's3' }>;

@@ -7,7 +7,7 @@ import type {
   ociSource,
   s3Source,
 } from '../../api/modelcache.js';
-import type { FetchPlanSource } from '../../fetch/plan.js';
+import type { FetchPlanSource } from '../../contract/plan.js';
 import type { Json } from '../../k8s/object.js';
 
 export type HuggingFaceSpec = z.infer<typeof huggingFaceSource>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { ARTIFACT_KINDS } from '../api/modelcache.js';
-import { relativePath } from '../api/common.js';
+
+import { relativePath } from './paths.js';
 
 /**
  * The fetch plan: the whole contract between the Function (which composes the prefetch
@@ -9,6 +9,9 @@ import { relativePath } from '../api/common.js';
  * from a Secret on the workload cluster, named here only by variable name.
  */
 export const FETCH_PLAN_VERSION = 1;
+
+/** Kinds v0.1 stages; Adapter and Engine are v0.2 and rejected by the XRD's enum. */
+export const ARTIFACT_KINDS = ['Weights', 'Tokenizer', 'Bytes'] as const;
 
 const huggingFace = z.object({
   type: z.literal('huggingFace'),
