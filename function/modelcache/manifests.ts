@@ -56,6 +56,8 @@ export function pvcObject(cache: CacheModel, cluster: ClusterView, storageClassN
   return providerObject({
     providerConfigRef: cluster.providerConfigRef,
     readinessCel: PVC_BOUND_CEL,
+    // Binding and completion are what a replica waits on: seen when they happen, not ~30 s on.
+    watch: true,
     manifest: {
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
@@ -241,6 +243,7 @@ export function jobObject(
     providerConfigRef: cluster.providerConfigRef,
     ...(managementPolicies ? { managementPolicies } : {}),
     readinessCel: JOB_COMPLETE_CEL,
+    watch: true,
     manifest: {
       apiVersion: 'batch/v1',
       kind: 'Job',

@@ -437,6 +437,10 @@ export class Stack {
         // the Secret values patchesFrom copied into its spec (seen here; test/e2e/README.md).
         `--health-probe-bind-addr=127.0.0.1:${PORTS.providerHealth}`,
         '--poll=1m',
+        // What the README advises operators: the claim and Job Objects set spec.watch, so
+        // binding and completion are seen when they happen (without it an unready Object is
+        // re-observed about every 30 s, which most scenarios' seconds to Ready showed).
+        '--enable-watches',
         // What the README advises operators: values patched from Secrets are not written back.
         '--sanitize-secrets',
       ],

@@ -32,6 +32,8 @@ export function composeExistingPvc(ctx: ClusterContext): ClusterResult {
       providerConfigRef: cluster.providerConfigRef,
       managementPolicies: ['Observe'],
       readinessCel: 'object.status.phase == "Bound"',
+      // Seen when the claim binds, not at the provider's next re-observe (~30 s on).
+      watch: true,
       manifest: {
         apiVersion: 'v1',
         kind: 'PersistentVolumeClaim',
