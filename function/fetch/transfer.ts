@@ -19,6 +19,25 @@ import type { RemoteFile, Source } from './sources/index.js';
 const WRITE_BATCH = 4 << 20;
 const MIB = 1 << 20;
 
+/** What a file's bytes are checked against: its sha256 where listed, else git's blob sha1. */
+const digestName = (file: RemoteFile): string =>
+  file.sha256 !== undefined ? 'sha256' : 'git blob sha1';
+
+/** The second mismatch of a file's bytes: the file fails. */
+function mismatch(file: RemoteFile, expected: string, got: string | undefined): FetchError {
+  return new FetchError(
+    `${digestName(file)} mismatch: expected ${expected}, got ${got ?? '?'}`,
+    file.path,
+  );
+}
+
+/** A full volume named as such for the user; any other error as it was. */
+function diskFullOr(err: unknown, path: string): unknown {
+  return (err as NodeJS.ErrnoException).code === 'ENOSPC'
+    ? new FetchError('disk full (ENOSPC) while writing', path)
+    : err;
+}
+
 /** Durable checkpoints every 1/16 of a file, between 1 and 64 MiB: resume loses at most that. */
 function checkpointEvery(size: number | undefined): number {
   if (size === undefined) return 64 * MIB;
@@ -279,22 +298,15 @@ async function stageInParts(
       }
       // Corrupt bytes are never resumed from: drop them, and try once more from zero.
       await forget();
-      const what = file.sha256 !== undefined ? 'sha256' : 'git blob sha1';
       if (tries >= 1) {
         await fh.close().catch(() => undefined);
         await removeIfExists(partPath);
-        throw new FetchError(
-          `${what} mismatch: expected ${expected}, got ${got ?? '?'}`,
-          file.path,
-        );
+        throw mismatch(file, expected, got);
       }
-      log.warn({ expected, got }, `${what} mismatch; downloading the file again`);
+      log.warn({ expected, got }, `${digestName(file)} mismatch; downloading the file again`);
     }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-      throw new FetchError('disk full (ENOSPC) while writing', file.path);
-    }
-    throw err;
+    throw diskFullOr(err, file.path);
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -371,21 +383,14 @@ async function stageWhole(
       st.offset = 0;
       st.lastCheckpoint = 0;
       st.hashes = new Hashes(file);
-      const what = file.sha256 !== undefined ? 'sha256' : 'git blob sha1';
       if (tries >= 1) {
         await removeIfExists(partPath);
-        throw new FetchError(
-          `${what} mismatch: expected ${expected}, got ${got ?? '?'}`,
-          file.path,
-        );
+        throw mismatch(file, expected, got);
       }
-      log.warn({ expected, got }, `${what} mismatch; downloading the file again`);
+      log.warn({ expected, got }, `${digestName(file)} mismatch; downloading the file again`);
     }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-      throw new FetchError('disk full (ENOSPC) while writing', file.path);
-    }
-    throw err;
+    throw diskFullOr(err, file.path);
   } finally {
     await fh.close();
   }
