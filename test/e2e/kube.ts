@@ -25,9 +25,28 @@ export class KubeError extends Error {
     readonly status: number,
     readonly body: string,
     what: string,
+    /** Set when the server asked for a retry (see retryDelayMs). */
+    readonly retryAfterMs?: number,
   ) {
     super(`${what}: HTTP ${status}: ${body.slice(0, 400)}`);
   }
+}
+
+/** How many times a request the API server asked to retry is sent again (client-go's default). */
+export const MAX_RETRIES = 10;
+
+/**
+ * The wait the API server asked for before a retry, in ms, or undefined when the answer is final.
+ * As client-go does: a 429 or 5xx that carries Retry-After is retried. A new CRD's list answers
+ * 429 "storage is (re)initializing" until its watch cache is ready, which on a loaded machine
+ * outlasts the CRD's Established condition.
+ */
+export function retryDelayMs(status: number, retryAfter: string | undefined): number | undefined {
+  if (status !== 429 && status < 500) return undefined;
+  if (retryAfter === undefined) return undefined;
+  const seconds = Number.parseInt(retryAfter, 10);
+  if (!Number.isFinite(seconds) || seconds < 0) return undefined;
+  return Math.min(Math.max(seconds, 1), 10) * 1000;
 }
 
 export class Kube {
@@ -52,6 +71,18 @@ export class Kube {
     body?: unknown,
     contentType = 'application/json',
   ): Promise<Json> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once(method, path, body, contentType);
+      } catch (err) {
+        const wait = err instanceof KubeError ? err.retryAfterMs : undefined;
+        if (wait === undefined || attempt >= MAX_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private once(method: string, path: string, body: unknown, contentType: string): Promise<Json> {
     const url = new URL(path, this.access.server);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<Json>((resolve, reject) => {
@@ -75,7 +106,18 @@ export class Kube {
             const text = Buffer.concat(chunks).toString('utf8');
             const status = res.statusCode ?? 0;
             if (status < 200 || status >= 300) {
-              reject(new KubeError(status, text, `${this.access.name} ${method} ${path}`));
+              const retryAfter: string | string[] | undefined = res.headers['retry-after'];
+              reject(
+                new KubeError(
+                  status,
+                  text,
+                  `${this.access.name} ${method} ${path}`,
+                  retryDelayMs(
+                    status,
+                    typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0],
+                  ),
+                ),
+              );
               return;
             }
             // Health endpoints (/readyz) answer plain text.

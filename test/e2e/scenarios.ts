@@ -753,6 +753,13 @@ export const SCENARIOS: Scenario[] = [
       };
       const crd = parse(readFileSync(ctx.stack.bins.lwsCrd, 'utf8')) as Json;
       for (const w of ctx.stack.workloads) await ctx.apply([crd], w.kube);
+      // Established comes before the new resource's watch cache is ready; until then a list
+      // answers 429, so wait for every workload cluster to serve one.
+      const lwsPath = `/apis/leaderworkerset.x-k8s.io/v1/namespaces/${NS}/leaderworkersets`;
+      await waitFor('LeaderWorkerSets served on every workload cluster', 120_000, async () => {
+        for (const w of ctx.stack.workloads) await w.kube.list(lwsPath);
+        return true;
+      });
       await platform(ctx, example, clusters, [
         'providerconfigs.yaml',
         'inferenceclusters.yaml',
@@ -781,7 +788,6 @@ export const SCENARIOS: Scenario[] = [
         2,
       );
       await ctx.apply(ctx.example(`${example}/xr-deployment.yaml`));
-      const lwsPath = `/apis/leaderworkerset.x-k8s.io/v1/namespaces/${NS}/leaderworkersets`;
       const placed = await waitFor(
         'gangs on us-east and us-west',
         240_000,
