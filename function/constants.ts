@@ -4,7 +4,8 @@
 import { API_GROUP } from './contract/job.js';
 
 // Names the fetch program spells too are defined in the contract (function/contract/job.ts):
-// API_GROUP, the annotations the fetch program writes, ENV_FETCH_PLAN and AWS_SECRET_KEYS.
+// API_GROUP, the annotations the fetch program writes, ENV_FETCH_PLAN, AWS_SECRET_KEYS, and the
+// exit status the Job's podFailurePolicy keys on with the container it names.
 export {
   API_GROUP,
   ANNOTATION_BYTES_DONE,
@@ -13,6 +14,8 @@ export {
   ANNOTATION_RESOLVED_REVISION,
   AWS_SECRET_KEYS,
   ENV_FETCH_PLAN,
+  EXIT_PERMANENT,
+  FETCH_CONTAINER,
 } from './contract/job.js';
 
 /** The one served version in v0.1. */

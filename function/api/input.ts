@@ -30,7 +30,12 @@ export const functionInput = z.object({
        * for storage is not counted. Each of the backoffLimit retries gets its own.
        */
       activeDeadlineSeconds: z.number().int().min(60).default(21_600),
-      /** Pod retries before the fetch is reported Failed; each retry resumes. */
+      /**
+       * Pod retries before the fetch is reported Failed; each retry resumes. Only a failure that
+       * may pass is retried (a dropped connection, a 5xx, a pod killed): a permanent one (HTTP
+       * 401/403/404/410 from the source, an invalid plan, a volume too small) fails the Job on
+       * its first pod, and an evicted or preempted pod does not use one up.
+       */
       backoffLimit: z.number().int().min(0).max(20).default(3),
       resources: z
         .object({ requests: resourceList.optional(), limits: resourceList.optional() })

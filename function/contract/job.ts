@@ -13,6 +13,15 @@ export const ANNOTATION_RESOLVED_REVISION = `${API_GROUP}/resolved-revision`;
 /** Written by the fetch program on failure: one line naming the file and the cause, never a secret. */
 export const ANNOTATION_FETCH_ERROR = `${API_GROUP}/fetch-error`;
 
+/**
+ * The fetch program's exit status for a failure the Job's next pod would meet again (the file
+ * is not at the source, the credential is refused, the volume is too small): the Job's
+ * podFailurePolicy fails the Job on it at once instead of spending its backoffLimit.
+ */
+export const EXIT_PERMANENT = 2;
+/** The prefetch Job's one container, named in its podFailurePolicy. */
+export const FETCH_CONTAINER = 'fetch';
+
 /** Environment variable carrying the fetch plan (JSON) into the prefetch Job. */
 export const ENV_FETCH_PLAN = 'MODELCACHE_PLAN';
 /** Keys the AWS SDK's default chain reads; the S3 credential Secret must hold them. */

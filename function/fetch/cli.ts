@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 
 import { pino, type DestinationStream, type Logger } from 'pino';
 
-import { AWS_SECRET_KEYS, ENV_FETCH_PLAN } from '../contract/job.js';
+import { AWS_SECRET_KEYS, ENV_FETCH_PLAN, EXIT_PERMANENT } from '../contract/job.js';
 import { FetchError, describe, redact, withoutControlCharacters } from './errors.js';
 import { fetchPlan, type FetchPlan } from '../contract/plan.js';
 import { podHolderGone } from './pods.js';
@@ -54,7 +54,7 @@ export function createFetchLogger(debug: boolean, destination?: DestinationStrea
 /** Parse and validate the plan; the error names the env var and the offending field. */
 export function parsePlan(raw: string | undefined): FetchPlan {
   if (raw === undefined || raw.trim() === '') {
-    throw new FetchError(
+    throw FetchError.permanent(
       `${ENV_FETCH_PLAN} is not set: the Job passes the fetch plan as JSON in it`,
     );
   }
@@ -62,14 +62,16 @@ export function parsePlan(raw: string | undefined): FetchPlan {
   try {
     json = JSON.parse(raw);
   } catch (err) {
-    throw new FetchError(`${ENV_FETCH_PLAN} is not valid JSON: ${describe(err)}`);
+    throw FetchError.permanent(`${ENV_FETCH_PLAN} is not valid JSON: ${describe(err)}`);
   }
   const parsed = fetchPlan.safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map(
       (i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`,
     );
-    throw new FetchError(`${ENV_FETCH_PLAN} is not a valid fetch plan: ${problems.join('; ')}`);
+    throw FetchError.permanent(
+      `${ENV_FETCH_PLAN} is not a valid fetch plan: ${problems.join('; ')}`,
+    );
   }
   return parsed.data;
 }
@@ -78,7 +80,8 @@ function positive(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const v = env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new FetchError(`${name} must be a positive number`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw FetchError.permanent(`${name} must be a positive number`);
   return n;
 }
 
@@ -204,7 +207,8 @@ export async function main(deps: MainDeps): Promise<MainOutcome> {
     reporter?.report({ fetchError: line }, true);
     await reporter?.flush();
     await writeTerminationLog(deps.terminationLog ?? TERMINATION_LOG, line);
-    log.error({ file: err instanceof FetchError ? err.file : undefined }, line);
-    return { code: 1, line };
+    const permanent = err instanceof FetchError && err.permanent;
+    log.error({ file: err instanceof FetchError ? err.file : undefined, permanent }, line);
+    return { code: permanent ? EXIT_PERMANENT : 1, line };
   }
 }

@@ -7,9 +7,20 @@ export class FetchError extends Error {
   constructor(
     message: string,
     readonly file?: string,
+    /**
+     * True when the next pod of the Job would meet the same answer (a file the source does not
+     * have, a refused credential, a plan the program cannot read, a volume too small): the
+     * program exits with EXIT_PERMANENT and the Job's podFailurePolicy fails it at once.
+     */
+    readonly permanent = false,
   ) {
     super(message);
     this.name = 'FetchError';
+  }
+
+  /** A failure no retry can mend; see `permanent`. */
+  static permanent(message: string, file?: string): FetchError {
+    return new FetchError(message, file, true);
   }
 
   /** The one line the program ends with and writes to the termination log. */
@@ -45,6 +56,30 @@ export class ChangedError extends Error {
     super(`${where} changed during the download (validator mismatch)`);
     this.name = 'ChangedError';
   }
+}
+
+/**
+ * An answer that will be the same on the next pod: the source has no such thing (404, 410) or
+ * refuses this credential (401, 403). Other 4xx (a range the server mishandles, 400 from a
+ * confused proxy) may not be, so a Job's next pod still gets its chance.
+ */
+export function statusPermanent(status: number): boolean {
+  return status === 401 || status === 403 || status === 404 || status === 410;
+}
+
+/**
+ * Whether an error, or one it wraps, is permanent: a FetchError marked so, or a client
+ * library's answer with a permanent status (the hub client's HubApiError carries statusCode
+ * and url; the AWS SDK's service errors $metadata.httpStatusCode).
+ */
+export function isPermanent(err: unknown, depth = 0): boolean {
+  if (depth > 5 || err === null || typeof err !== 'object') return false;
+  if (err instanceof FetchError) return err.permanent;
+  const sdk = field(field(err, '$metadata'), 'httpStatusCode');
+  if (typeof sdk === 'number') return statusPermanent(sdk);
+  const hub = field(err, 'statusCode');
+  if (typeof hub === 'number' && typeof field(err, 'url') === 'string') return statusPermanent(hub);
+  return isPermanent(field(err, 'cause'), depth + 1);
 }
 
 export function statusRetryable(status: number): boolean {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 
 import { DEFAULT_REQUEST_LIMITS } from './deadline.js';
-import { FetchError, describe, redact } from './errors.js';
+import { FetchError, describe, isPermanent, redact } from './errors.js';
 import {
   Layout,
   MANIFEST_VERSION,
@@ -91,15 +91,16 @@ function checkPaths(files: readonly RemoteFile[]): void {
   for (const f of files) {
     const reason = unsafePathReason(f.path);
     if (reason !== undefined)
-      throw new FetchError(`unsafe path from the source: ${reason}`, f.path);
-    if (seen.has(f.path)) throw new FetchError('listed twice by the source', f.path);
+      throw FetchError.permanent(`unsafe path from the source: ${reason}`, f.path);
+    if (seen.has(f.path)) throw FetchError.permanent('listed twice by the source', f.path);
     seen.add(f.path);
   }
   for (const f of files) {
     const parts = f.path.split('/');
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      if (seen.has(dir)) throw new FetchError(`is both a file and the directory of ${f.path}`, dir);
+      if (seen.has(dir))
+        throw FetchError.permanent(`is both a file and the directory of ${f.path}`, dir);
     }
   }
 }
@@ -199,10 +200,13 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
   const listing = await withRetry(opts, secrets, undefined, (signal) => source.list(signal)).catch(
     (err: unknown) => {
       // An error about one file names it; any other is about the listing as a whole.
-      const cause = err instanceof FetchError ? err : new FetchError(describe(err, secrets));
+      const cause =
+        err instanceof FetchError
+          ? err
+          : new FetchError(describe(err, secrets), undefined, isPermanent(err));
       const message =
         cause.file === undefined ? `listing ${source.describe}: ${cause.message}` : cause.message;
-      throw new FetchError(redact(message, secrets), cause.file);
+      throw new FetchError(redact(message, secrets), cause.file, cause.permanent);
     },
   );
   const files = [...listing.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -226,13 +230,13 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
     'plan',
   );
   if (plan.capacityBytes !== undefined && total > plan.capacityBytes) {
-    throw new FetchError(
+    throw FetchError.permanent(
       `the artifact needs ${total} bytes, more than the volume's ${plan.capacityBytes} (capacityBytes); ask for a bigger volume`,
     );
   }
   const free = await opts.freeBytes(plan.targetDir);
   if (total - staged > free) {
-    throw new FetchError(
+    throw FetchError.permanent(
       `the artifact needs ${total - staged} more bytes, the volume has ${free} free`,
     );
   }
@@ -293,7 +297,7 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
         outcome.failure ??=
           err instanceof FetchError && err.file !== undefined
             ? err
-            : new FetchError(describe(err, secrets), file.path);
+            : new FetchError(describe(err, secrets), file.path, isPermanent(err));
         stop.abort(outcome.failure);
       }
     }
@@ -305,7 +309,11 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
     opts.signal?.removeEventListener('abort', onOuterAbort);
   }
   if (outcome.failure !== undefined) {
-    throw new FetchError(redact(outcome.failure.message, secrets), outcome.failure.file);
+    throw new FetchError(
+      redact(outcome.failure.message, secrets),
+      outcome.failure.file,
+      outcome.failure.permanent,
+    );
   }
   opts.signal?.throwIfAborted();
 

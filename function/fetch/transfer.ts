@@ -6,7 +6,7 @@ import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { StallError, Throughput, Watch, minWindowBytes, type RequestLimits } from './deadline.js';
-import { FetchError, TruncatedError, classify, describe } from './errors.js';
+import { FetchError, TruncatedError, classify, describe, isPermanent } from './errors.js';
 import { Hashes, rehash, writeAll } from './hashing.js';
 import { readJson, removeIfExists, writeAtomic, type Checkpoint, type Layout } from './layout.js';
 import { RangeIgnoredError, fetchRanged, type Budget, type Slots } from './ranged.js';
@@ -34,7 +34,7 @@ function mismatch(file: RemoteFile, expected: string, got: string | undefined): 
 /** A full volume named as such for the user; any other error as it was. */
 function diskFullOr(err: unknown, path: string): unknown {
   return (err as NodeJS.ErrnoException).code === 'ENOSPC'
-    ? new FetchError('disk full (ENOSPC) while writing', path)
+    ? FetchError.permanent('disk full (ENOSPC) while writing', path)
     : err;
 }
 
@@ -93,7 +93,11 @@ export async function withRetry<T>(
       if (!verdict.retry || failures >= opts.retry.attempts) {
         if (err instanceof FetchError) throw err;
         const suffix = verdict.retry ? ` (gave up after ${failures} attempts)` : '';
-        throw new FetchError(`${describe(err, secrets)}${suffix}`, file);
+        throw new FetchError(
+          `${describe(err, secrets)}${suffix}`,
+          file,
+          !verdict.retry && isPermanent(err),
+        );
       }
       const ms = backoffMs(opts.retry, failures, verdict.afterMs);
       opts.log.warn(

@@ -3,6 +3,8 @@ import {
   ANNOTATION_CLUSTER,
   ANNOTATION_IDENTITY,
   ENV_FETCH_PLAN,
+  EXIT_PERMANENT,
+  FETCH_CONTAINER,
   FETCH_FILES_MOUNT,
   FETCH_VOLUME_MOUNT,
   LABEL_COMPONENT,
@@ -254,6 +256,22 @@ export function jobObject(
         // terminating: then an earlier pod's volume lock is known to be free (fetch/pods.ts)
         // and the next pod resumes at once instead of waiting out the lock's heartbeat.
         podReplacementPolicy: 'Failed',
+        // A failure the next pod would meet again (a 404, a refused credential) fails the Job
+        // at once rather than after backoffLimit pods and minutes of backoff; a pod evicted or
+        // preempted (DisruptionTarget) is not the fetch's fault and does not use up a retry.
+        podFailurePolicy: {
+          rules: [
+            {
+              action: 'FailJob',
+              onExitCodes: {
+                containerName: FETCH_CONTAINER,
+                operator: 'In',
+                values: [EXIT_PERMANENT],
+              },
+            },
+            { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+          ],
+        },
         // The deadline is the pod's, not the Job's: a Job's runs from its creation, so a claim
         // that binds late would use it up before the first byte moved. A pod's runs once it is
         // started, after its claim is bound; each retry gets its own.
@@ -276,7 +294,7 @@ export function jobObject(
             },
             containers: [
               {
-                name: 'fetch',
+                name: FETCH_CONTAINER,
                 image: fetch.image,
                 imagePullPolicy: fetch.imagePullPolicy,
                 command: fetch.command,

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   API_VERSION,
+  EXIT_PERMANENT,
+  FETCH_CONTAINER,
   REQUIRE_CLUSTER,
   REQUIRE_PARENT_CACHE,
   REQUIRE_PROVIDER_CONFIG,
@@ -485,9 +487,28 @@ describe('issue 13: the prefetch Job on the cluster', () => {
     const manifest = job(compose(namespaced(f.replicaRequest(HF, US_EAST))));
     expect(Object.keys(manifest['spec'] as Json).sort()).toEqual([
       'backoffLimit',
+      'podFailurePolicy',
       'podReplacementPolicy',
       'template',
     ]);
+  });
+
+  it('a permanent fetch error fails the Job on its first pod; an evicted pod does not use up a retry', () => {
+    const manifest = job(compose(namespaced(f.replicaRequest(HF, US_EAST))));
+    const spec = manifest['spec'] as Json;
+    const containers = ((spec['template'] as Json)['spec'] as Json)['containers'] as Json[];
+    expect(containers.map((c) => c['name'])).toEqual([FETCH_CONTAINER]);
+    expect(spec['podFailurePolicy']).toEqual({
+      rules: [
+        {
+          action: 'FailJob',
+          onExitCodes: { containerName: FETCH_CONTAINER, operator: 'In', values: [EXIT_PERMANENT] },
+        },
+        { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+      ],
+    });
+    // Kubernetes accepts a podFailurePolicy only with restartPolicy Never.
+    expect(((spec['template'] as Json)['spec'] as Json)['restartPolicy']).toBe('Never');
   });
 
   it('issue13 #16: a retry pod starts only once the one before it has Failed, so its lock is provably free', () => {

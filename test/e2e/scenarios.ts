@@ -661,6 +661,19 @@ export const SCENARIOS: Scenario[] = [
       );
       await expectCache(ctx, 'fetch-fails', NS, 'gguf');
       const pods = ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length;
+      // A 404 is permanent: the fetch program exits EXIT_PERMANENT and the real Job controller's
+      // podFailurePolicy fails the Job on its first pod (it ran backoffLimit + 1 = 4 without).
+      expectEqual('fetch pods before Failed', pods, 1);
+      const jobs = await ctx.wl(0).kube.list(`/apis/batch/v1/namespaces/${NS}/jobs`);
+      expectEqual(
+        'why the Job failed',
+        jobs.flatMap((j) =>
+          ((obj(j['status'])['conditions'] as Json[] | undefined) ?? [])
+            .filter((c) => c['type'] === 'Failed')
+            .map((c) => c['reason']),
+        ),
+        ['PodFailurePolicy'],
+      );
       // Past the Function's 60 s TTL and provider-kubernetes' 30 s re-observe: nothing retries.
       await pause(75_000);
       expectEqual(
@@ -668,7 +681,9 @@ export const SCENARIOS: Scenario[] = [
         ctx.wl(0).kubelet.started.filter((p) => p.at >= t0).length,
         pods,
       );
-      ctx.note(`${pods} fetch pod(s) ran before Failed; none in the 75 s after`);
+      ctx.note(
+        `${pods} fetch pod ran before the Job failed by its podFailurePolicy; none in the 75 s after`,
+      );
       server.files.set('/models/model.gguf', blob);
       const t1 = Date.now();
       await ctx.cp.mergePatch(`/apis/modelplane.ai/v1alpha1/namespaces/${NS}/modelcaches/gguf`, {

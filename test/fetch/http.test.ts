@@ -241,7 +241,7 @@ describe('http source', () => {
       ).catch((e: unknown) => e);
       other.cleanup();
       expect(err).toEqual(
-        new FetchError(
+        FetchError.permanent(
           `listing ${guarded.url('/model.bin')}: HTTP 401 Unauthorized from ${guarded.url('/model.bin')}`,
         ),
       );
@@ -256,7 +256,7 @@ describe('http source', () => {
   it('fails fast when the file does not fit the volume (capacityBytes), before any body is fetched', async () => {
     volume = scratch();
     await expect(run(planFor(source(), volume.dir, { capacityBytes: SIZE - 1 }))).rejects.toThrow(
-      new FetchError(
+      FetchError.permanent(
         `the artifact needs ${SIZE} bytes, more than the volume's ${SIZE - 1} (capacityBytes); ask for a bigger volume`,
       ),
     );
@@ -268,7 +268,7 @@ describe('http source', () => {
     await expect(
       run(planFor(source(), volume.dir), { freeBytes: () => Promise.resolve(1_000_000) }),
     ).rejects.toThrow(
-      new FetchError(`the artifact needs ${SIZE} more bytes, the volume has 1000000 free`),
+      FetchError.permanent(`the artifact needs ${SIZE} more bytes, the volume has 1000000 free`),
     );
     expect(server.requests.map((r) => r.range)).toEqual(['bytes=0-0']);
   });

@@ -214,7 +214,7 @@ describe('huggingFace source', () => {
       (e: unknown) => e,
     );
     expect(err).toEqual(
-      new FetchError(
+      FetchError.permanent(
         `listing hf://${REPO}@nope from ${hub.endpoint}: Invalid rev id: nope. URL: ${hub.endpoint}/api/models/${REPO}/revision/nope`,
       ),
     );
@@ -259,6 +259,41 @@ describe('huggingFace source', () => {
       new RegExp(`^${what} mismatch: expected [0-9a-f]+, got [0-9a-f]+$`),
     );
     expect(tree(volume.dir)).toEqual({});
+  });
+
+  it.each([
+    {
+      reason: "the hub's own 403 for a regular file is permanent (the next pod meets it again)",
+      path: 'config.json',
+      status: 403,
+      permanent: true,
+    },
+    {
+      reason: "the hub's own 404 for a regular file is permanent",
+      path: 'tokenizer/tokenizer.json',
+      status: 404,
+      permanent: true,
+    },
+    {
+      reason: "the CDN's 403 is not: a signed URL may have expired, the next pod gets a fresh one",
+      path: 'model-00002-of-00002.safetensors',
+      status: 403,
+      permanent: false,
+    },
+  ])('marks whether a refusal is final: $reason', async ({ path, status, permanent }) => {
+    volume = scratch();
+    hub.faults.add(path, { kind: 'status', status }, { sticky: true });
+    const err = await run(planFor(source(), volume.dir), { env: ENV }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FetchError);
+    expect({
+      file: (err as FetchError).file,
+      message: (err as FetchError).message.replace(/127\.0\.0\.1:\d+/, 'HOST'),
+      permanent: (err as FetchError).permanent,
+    }).toEqual({
+      file: path,
+      message: expect.stringMatching(new RegExp(`^HTTP ${status} from http://HOST/`)) as string,
+      permanent,
+    });
   });
 
   it.each([

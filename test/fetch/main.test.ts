@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { ENV_FETCH_PLAN } from '../../function/constants.js';
+import { ENV_FETCH_PLAN, EXIT_PERMANENT } from '../../function/constants.js';
 import { main } from '../../function/fetch/cli.js';
 import { noopReporter } from '../../function/fetch/reporter.js';
 import { capturedLogger, fastOptions, planFor, scratch, tree } from '../support/fetch-harness.js';
@@ -86,9 +86,10 @@ describe('fetch program entrypoint', () => {
       raw === undefined ? {} : { [ENV_FETCH_PLAN]: raw },
       terminationLog,
     );
-    expect(await outcome).toEqual({ code: 1, line });
+    // The next pod would read the same plan: permanent, so the Job fails on this pod.
+    expect(await outcome).toEqual({ code: EXIT_PERMANENT, line });
     expect(readFileSync(terminationLog, 'utf8')).toBe(`${line}\n`);
-    expect(lines.at(-1)).toMatchObject({ level: 'error', msg: line });
+    expect(lines.at(-1)).toMatchObject({ level: 'error', msg: line, permanent: true });
   });
 
   it('stages a valid plan and exits 0, writing no termination message', async () => {
@@ -106,6 +107,38 @@ describe('fetch program entrypoint', () => {
       'staged',
       'fetch succeeded',
     ]);
+  });
+
+  it.each([
+    {
+      reason:
+        'a server that answers 503 every time: retried, then exit 1 (the next pod may fare better)',
+      fault: { kind: 'status', status: 503 } as const,
+      code: 1,
+      line: (url: string) => `hello.txt: HTTP 503 from ${url} (gave up after 5 attempts)`,
+    },
+    {
+      reason: 'a 410 Gone: permanent at once',
+      fault: { kind: 'status', status: 410 } as const,
+      code: EXIT_PERMANENT,
+      line: (url: string) => `hello.txt: HTTP 410 Gone from ${url}`,
+    },
+    {
+      reason: 'a 400 from a confused proxy: final for this pod, not for the Job',
+      fault: { kind: 'status', status: 400 } as const,
+      code: 1,
+      line: (url: string) => `hello.txt: HTTP 400 Bad Request from ${url}`,
+    },
+  ])('exit status: $reason', async ({ fault, code, line }) => {
+    volume = scratch();
+    server.faults.add('/hello.txt', fault, { sticky: true });
+    try {
+      const { outcome, lines } = invoke({ [ENV_FETCH_PLAN]: JSON.stringify(valid()) });
+      expect(await outcome).toEqual({ code, line: line(server.url('/hello.txt')) });
+      expect(lines.at(-1)).toMatchObject({ level: 'error', permanent: code === EXIT_PERMANENT });
+    } finally {
+      server.faults.clear();
+    }
   });
 
   it('never prints a token: the final line is redacted', async () => {
@@ -126,7 +159,7 @@ describe('fetch program entrypoint', () => {
     });
     const result = await outcome;
     expect(result).toEqual({
-      code: 1,
+      code: EXIT_PERMANENT,
       line: `listing ${server.url('/missing')}: HTTP 404 Not Found from ${server.url('/missing')}`,
     });
     expect(JSON.stringify(lines)).not.toContain(secret);
@@ -148,7 +181,7 @@ describe('fetch program entrypoint', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     const last = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
     expect([code, last['level'], last['msg'], last['name']]).toEqual([
-      1,
+      EXIT_PERMANENT,
       'error',
       `listing ${server.url('/nothing-here')}: HTTP 404 Not Found from ${server.url('/nothing-here')}`,
       'modelcache-fetch',

@@ -629,7 +629,7 @@ describe('auth and integrity through a front of our own', () => {
     });
     expect(tree(ok)).toEqual({ 'w.bin': sha('basic') });
     await expect(run(planFor(oci(`${front.host}/private/basic:v1`), volume()))).rejects.toThrow(
-      new FetchError(
+      FetchError.permanent(
         `listing oci://${front.host}/private/basic:v1 from http://${front.host}: HTTP 401 from http://${front.host}/v2/private/basic/manifests/v1: the registry asks for basic credentials and the source has no secretRef`,
       ),
     );
@@ -647,7 +647,7 @@ describe('auth and integrity through a front of our own', () => {
       },
     ).catch((e: unknown) => e);
     expect(err).toEqual(
-      new FetchError(
+      FetchError.permanent(
         `listing oci://${front.host}/private/m:v1 from http://${front.host}: the token realm refused the docker config pull of private/m: HTTP 401 Unauthorized from http://${front.realm}/token`,
       ),
     );

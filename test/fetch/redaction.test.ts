@@ -8,7 +8,11 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { ANNOTATION_FETCH_ERROR, ENV_FETCH_PLAN } from '../../function/constants.js';
+import {
+  ANNOTATION_FETCH_ERROR,
+  ENV_FETCH_PLAN,
+  EXIT_PERMANENT,
+} from '../../function/constants.js';
 import { redactUrls } from '../../function/contract/redact.js';
 import { main } from '../../function/fetch/cli.js';
 import { describe as describeError, redact } from '../../function/fetch/errors.js';
@@ -140,7 +144,7 @@ describe('issue13 #1: secrets', () => {
       const line =
         'env TOK (the token) contains a control character (a line break?) inside it; the Secret must hold the token alone, on one line';
       const got = await runProgram(source(), { TOK: TOKEN });
-      expect(got.outcome).toEqual({ code: 1, line });
+      expect(got.outcome).toEqual({ code: EXIT_PERMANENT, line });
       expect(got.terminationMessage).toBe(`${line}\n`);
       expect(got.annotation).toBe(line);
       for (const piece of PIECES) expect(got.logs).not.toContain(piece);
@@ -155,7 +159,7 @@ describe('issue13 #1: secrets', () => {
     );
     const line =
       'env AWS_SECRET_ACCESS_KEY (the S3 credentials) contains a control character (a line break?) inside it; the Secret must hold it alone, on one line';
-    expect(got.outcome).toEqual({ code: 1, line });
+    expect(got.outcome).toEqual({ code: EXIT_PERMANENT, line });
     expect(got.terminationMessage).toBe(`${line}\n`);
     expect(got.annotation).toBe(line);
     for (const piece of PIECES) expect(got.logs).not.toContain(piece);
@@ -210,7 +214,7 @@ describe('issue13 #3: URLs', () => {
     const url = `${files.base.replace('http://', 'http://alice:p@ss@')}/model.bin?sig=qsecret`;
     const got = await runProgram({ type: 'http', url, path: 'm.bin' });
     const line = `the URL ${files.url('/model.bin')} carries a user name or password, which is never sent; give a token through the source's Secret instead`;
-    expect(got.outcome).toEqual({ code: 1, line });
+    expect(got.outcome).toEqual({ code: EXIT_PERMANENT, line });
     expect(got.annotation).toBe(line);
     for (const piece of ['alice', 'ss@', 'qsecret']) {
       expect(got.logs + got.terminationMessage).not.toContain(piece);
@@ -222,7 +226,7 @@ describe('issue13 #3: URLs', () => {
       { type: 's3', bucket: 'b', prefix: 'p/', endpoint, credentialsFromEnv: true },
       { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'not-a-real-secret' },
     );
-    expect(got.outcome.code).toBe(1);
+    expect(got.outcome.code).toBe(EXIT_PERMANENT);
     expect(got.outcome.line).toMatch(new RegExp(`^listing s3://b/p/ at ${files.base}: `));
     expect(got.logs + got.terminationMessage).not.toContain('pw-secret');
     expect(got.logs).toContain(`"source":"s3://b/p/ at ${files.base}"`);
@@ -261,7 +265,7 @@ describe('issue13 #4: reason phrases', () => {
     const got = await runProgram({ type: 'http', url: `${base}/x`, path: 'x' });
     const phrase = `${'Not Found [31mred[0m '.padEnd(64, 'A')}…`;
     const line = `listing ${base}/x: HTTP 404 ${phrase} from ${base}/x`;
-    expect(got.outcome).toEqual({ code: 1, line });
+    expect(got.outcome).toEqual({ code: EXIT_PERMANENT, line });
     expect(got.annotation).toBe(line);
     expect(got.terminationMessage).toBe(`${line}\n`);
   });

@@ -167,7 +167,7 @@ describe('s3 source', () => {
   it('names the missing variables when the plan takes credentials from the env', async () => {
     volume = scratch();
     await expect(run(planFor(source('llama'), volume.dir), { env: {} })).rejects.toThrow(
-      new FetchError(
+      FetchError.permanent(
         'the plan takes S3 credentials from the env, but AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not set',
       ),
     );

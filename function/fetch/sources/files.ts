@@ -50,7 +50,7 @@ async function regularFile(root: string, rel: string): Promise<number> {
     try {
       st = await lstat(at);
     } catch {
-      throw new FetchError('not found in the mounted files', rel);
+      throw FetchError.permanent('not found in the mounted files', rel);
     }
     if (st.isSymbolicLink()) throw new FetchError('the source holds a symbolic link here', rel);
     const last = i === segments.length - 1;

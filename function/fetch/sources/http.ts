@@ -24,7 +24,7 @@ export function httpSource(
   if (URL.canParse(plan.url)) {
     const parsed = new URL(plan.url);
     if (parsed.username !== '' || parsed.password !== '') {
-      throw new FetchError(
+      throw FetchError.permanent(
         `the URL ${where(plan.url)} carries a user name or password, which is never sent; give a token through the source's Secret instead`,
       );
     }

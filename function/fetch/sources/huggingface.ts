@@ -3,7 +3,7 @@
 import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
 
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from '../deadline.js';
-import { FetchError } from '../errors.js';
+import { FetchError, statusPermanent } from '../errors.js';
 import { globFilter } from '../paths.js';
 import type { FetchPlanSource } from '../../contract/plan.js';
 import type { Listing, OpenedBody, RemoteFile, Source } from './types.js';
@@ -154,12 +154,19 @@ export function huggingFaceSource(
         xet: false,
         downloadInfo: { size, etag: file.validator ?? '', url },
       });
-      if (blob === null) throw new FetchError(`not found in ${plan.repo}@${commit}`);
+      if (blob === null) throw FetchError.permanent(`not found in ${plan.repo}@${commit}`);
       const stream = blob.slice(offset, end ?? size).stream();
       const res = await responded;
       if (!res.ok) {
         await stream.cancel().catch(() => undefined);
-        throw new FetchError(`HTTP ${res.status} from ${where(res.url || url)}`);
+        // The CDN's signed URLs expire (403) while the next pod would be given a fresh one:
+        // only the hub's own answer is taken as final.
+        const fromHub = new URL(res.url || url).origin === hub.origin;
+        throw new FetchError(
+          `HTTP ${res.status} from ${where(res.url || url)}`,
+          undefined,
+          fromHub && statusPermanent(res.status),
+        );
       }
       let start = 0;
       if (res.status === 206) {

@@ -233,6 +233,8 @@ export function ociSource(plan: OciPlan, env: NodeJS.ProcessEnv, limits: OciLimi
       const err = await statusError(res, realm);
       throw new FetchError(
         `the token realm refused ${creds === undefined ? 'an anonymous' : 'the docker config'} pull of ${ref.repository}: ${err.message}`,
+        undefined,
+        err.permanent,
       );
     }
     const text = await res.text();
@@ -262,7 +264,7 @@ export function ociSource(plan: OciPlan, env: NodeJS.ProcessEnv, limits: OciLimi
       authorization = basic;
       return;
     }
-    throw new FetchError(
+    throw FetchError.permanent(
       `HTTP 401 from ${where(res.url)}: the registry asks for ${ch?.scheme ?? 'unknown'} credentials${creds === undefined ? ' and the source has no secretRef' : ' the docker config cannot give'}`,
     );
   }
@@ -318,7 +320,7 @@ export function ociSource(plan: OciPlan, env: NodeJS.ProcessEnv, limits: OciLimi
     const res = await get(url, { accept: ACCEPT }, signal, true);
     if (res.status === 404) {
       await res.body?.cancel().catch(() => undefined);
-      throw new FetchError(
+      throw FetchError.permanent(
         `${ref.host}/${ref.repository}:${reference} is not in the registry (HTTP 404)`,
       );
     }

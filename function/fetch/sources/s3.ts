@@ -38,7 +38,7 @@ function credentialsFrom(env: NodeJS.ProcessEnv): EnvCredentials {
   const accessKeyId = env['AWS_ACCESS_KEY_ID'];
   const secretAccessKey = env['AWS_SECRET_ACCESS_KEY'];
   if (!accessKeyId || !secretAccessKey) {
-    throw new FetchError(
+    throw FetchError.permanent(
       'the plan takes S3 credentials from the env, but AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not set',
     );
   }
@@ -49,7 +49,7 @@ function credentialsFrom(env: NodeJS.ProcessEnv): EnvCredentials {
     ['AWS_SESSION_TOKEN', sessionToken ?? ''],
   ] as const) {
     if (hasControlCharacter(value.trim())) {
-      throw new FetchError(
+      throw FetchError.permanent(
         `env ${name} (the S3 credentials) contains a control character (a line break?) inside it; the Secret must hold it alone, on one line`,
       );
     }
@@ -220,7 +220,7 @@ export function s3Source(
           ?.httpStatusCode;
         if (status === 412) throw new ChangedError(`s3://${plan.bucket}/${key}`);
         if (status === 403 || status === 404) {
-          throw new FetchError(`HTTP ${status} from s3://${plan.bucket}/${key}`);
+          throw FetchError.permanent(`HTTP ${status} from s3://${plan.bucket}/${key}`);
         }
         throw socketStall(err, limits);
       }

@@ -16,6 +16,7 @@ import {
   hasControlCharacter,
   parseRetryAfter,
   serverPhrase,
+  statusPermanent,
   statusRetryable,
 } from '../errors.js';
 
@@ -121,6 +122,8 @@ export async function statusError(res: Response, url: string): Promise<FetchErro
   const phrase = serverPhrase(res.statusText);
   return new FetchError(
     `HTTP ${res.status}${phrase !== '' ? ` ${phrase}` : ''} from ${where(res.url || url)}`,
+    undefined,
+    statusPermanent(res.status),
   );
 }
 
@@ -151,11 +154,11 @@ export function tokenFromEnv(name: string | undefined, env: NodeJS.ProcessEnv): 
   if (name === undefined) return undefined;
   const value = env[name];
   if (value === undefined || value === '') {
-    throw new FetchError(`the plan names env ${name} for the token, but it is not set`);
+    throw FetchError.permanent(`the plan names env ${name} for the token, but it is not set`);
   }
   const token = value.trim();
   if (hasControlCharacter(token)) {
-    throw new FetchError(
+    throw FetchError.permanent(
       `env ${name} (the token) contains a control character (a line break?) inside it; the Secret must hold the token alone, on one line`,
     );
   }

@@ -3,7 +3,9 @@
 // replaced after 10 s * 2^(failures-1), capped at 10 min; the Job fails with
 // BackoffLimitExceeded once failures exceed backoffLimit, or with DeadlineExceeded after
 // activeDeadlineSeconds; success sets SuccessCriteriaMet then Complete; status.active counts
-// pending and running pods.
+// pending and running pods. spec.podFailurePolicy is applied to each failed pod, its rules in
+// order (pkg/controller/job/pod_failure_policy.go): FailJob on a container's exit code fails
+// the Job at once (reason PodFailurePolicy), Ignore on a pod condition does not count the pod.
 import { MINUTE, SECOND } from '../core/clock.js';
 import {
   clone,
@@ -48,6 +50,7 @@ export class JobController {
     let succeeded = num(status, 'succeeded') ?? 0;
     let failed = num(status, 'failed') ?? 0;
     let lastFailure = str(status, 'sim', 'lastFailure');
+    let failJob: string | undefined;
     // Count terminated pods once (the real controller tracks them with a finalizer).
     for (const p of pods) {
       const phase = str(p, 'status', 'phase');
@@ -58,7 +61,9 @@ export class JobController {
         continue;
       if (phase === 'Succeeded') succeeded++;
       else {
-        failed++;
+        const verdict = podFailurePolicy(job, p);
+        if (verdict?.action === 'FailJob') failJob ??= verdict.message;
+        if (verdict?.action !== 'Ignore') failed++;
         lastFailure = String(this.cluster.clock.now());
       }
       p.metadata.annotations = { ...(p.metadata.annotations ?? {}), 'sim/counted': 'true' };
@@ -84,6 +89,9 @@ export class JobController {
     if (succeeded >= 1) {
       finish('Complete', 'CompletionsReached', 'Reached expected number of succeeded pods');
       status['completionTime'] = now;
+    } else if (failJob !== undefined) {
+      finish('Failed', 'PodFailurePolicy', failJob);
+      this.cluster.record(job, 'Warning', 'PodFailurePolicy', failJob);
     } else if (
       deadline !== undefined &&
       startTime !== undefined &&
@@ -182,4 +190,48 @@ export class JobController {
     );
     return pod;
   }
+}
+
+type Verdict = { action: 'FailJob' | 'Ignore' | 'Count'; message: string };
+
+/** The first podFailurePolicy rule a failed pod matches, as the real controller reads it. */
+function podFailurePolicy(job: KObject, pod: KObject): Verdict | undefined {
+  const rules = obj(job, 'spec', 'podFailurePolicy')?.['rules'];
+  if (!Array.isArray(rules)) return undefined;
+  const statuses = (obj(pod, 'status')?.['containerStatuses'] ?? []) as Json[];
+  const podConditions = conditions(pod, 'status', 'conditions');
+  for (const [index, rule] of (rules as Json[]).entries()) {
+    const action = str(rule, 'action') as Verdict['action'];
+    const codes = obj(rule, 'onExitCodes');
+    if (codes !== undefined) {
+      const values = (codes['values'] ?? []) as number[];
+      const wanted = str(codes, 'containerName');
+      const inList = str(codes, 'operator') === 'In';
+      for (const c of statuses) {
+        if (wanted !== undefined && str(c, 'name') !== wanted) continue;
+        const code = num(c, 'state', 'terminated', 'exitCode');
+        if (code === undefined || code === 0) continue;
+        if (values.includes(code) === inList) {
+          return {
+            action,
+            message: `Container ${str(c, 'name') ?? ''} for pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name} failed with exit code ${code} matching ${action} rule at index ${index}`,
+          };
+        }
+      }
+    }
+    const onConditions = rule['onPodConditions'];
+    if (Array.isArray(onConditions)) {
+      for (const want of onConditions as Json[]) {
+        const type = str(want, 'type');
+        const status = str(want, 'status') ?? 'True';
+        if (podConditions.some((c) => c.type === type && c.status === status)) {
+          return {
+            action,
+            message: `Pod ${pod.metadata.namespace ?? ''}/${pod.metadata.name} has condition ${type ?? ''} matching ${action} rule at index ${index}`,
+          };
+        }
+      }
+    }
+  }
+  return undefined;
 }

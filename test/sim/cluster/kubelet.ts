@@ -60,7 +60,8 @@ export class Kubelet {
       ...(isObj(latest['status']) ? latest['status'] : {}),
       phase,
       containerStatuses: [
-        { name: str(pod, 'spec', 'containers', '0', 'name') ?? 'main', ready, ...container },
+        // at() does not index arrays: the container's own name, which podFailurePolicy keys on.
+        { name: containerName(pod), ready, ...container },
       ],
       conditions: setCondition(
         conditions(latest, 'status', 'conditions'),
@@ -430,4 +431,10 @@ function tail(path: string): string {
   } catch {
     return '';
   }
+}
+
+function containerName(pod: Json): string {
+  const containers = (pod['spec'] as { containers?: { name?: unknown }[] } | undefined)?.containers;
+  const name = containers?.[0]?.name;
+  return typeof name === 'string' ? name : 'main';
 }

@@ -247,51 +247,86 @@ export const jobFailsTwice: Scenario = {
   },
 };
 
-export const jobFailsForGood: Scenario = {
-  name: 'job-fails-for-good-then-refetch',
-  title:
-    'a weight is refused for good: Failed/FetchFailed naming the file, no retry loop for hours; a refetch token stages it',
-  async run(ctx) {
-    const sim = await world(ctx, [rwx('us-east', H100)]);
-    const files = modelFiles(6);
-    const h = await hub(ctx, files);
-    const weight = files[3]?.path ?? '';
-    h.hub.faults.add(weight, { kind: 'status', status: 403 }, { sticky: true });
-    sim.apply(hfCache('llama', h));
-    sim.expect('llama', h.expected);
-    await sim.until(
-      'FetchFailed',
-      () => sim.phases('llama')['us-east'] === 'Failed/FetchFailed',
-      2 * HOUR,
-    );
-    const pods = sim.cluster('us-east').fetchPods.length;
-    equal(pods, 4, 'pods run (backoffLimit 3)');
-    const msg = sim.replica('llama', 'us-east')?.message ?? '';
-    check(
-      msg.includes(weight) && msg.includes('403'),
-      `the failure names the file and the cause: ${msg}`,
-    );
-    await sim.runFor(3 * HOUR, 600_000);
-    equal(
-      sim.cluster('us-east').fetchPods.length,
-      pods,
-      'pods after three more hours (no hot loop)',
-    );
-    equal(sim.phases('llama')['us-east'], 'Failed/FetchFailed', 'still Failed');
-    equal(sim.remote('us-east', 'batch/v1', 'Job').length, 1, 'the failed Job kept for its logs');
-    h.hub.faults.clear();
-    sim.patchMeta(sim.cacheRef('llama'), {
-      annotations: { 'modelplane.ai/refetch': '2026-01-02' },
-    });
-    await sim.until(
-      'Ready after refetch',
-      () => sim.phases('llama')['us-east'] === 'Ready/Staged',
-      1 * HOUR,
-    );
-    await sim.runFor(5 * MINUTE);
-    equal(sim.remote('us-east', 'batch/v1', 'Job').length, 0, 'Jobs left after Ready');
-  },
-};
+/**
+ * A file refused for good, then a refetch token. Where the refusal comes from decides how the
+ * Job ends: the hub's own 403 is permanent (the fetch program exits EXIT_PERMANENT and the
+ * Job's podFailurePolicy fails it on its first pod); the CDN's 403 may be a signed URL that
+ * expired, which the next pod's fresh redirect would mend, so the Job spends its backoffLimit.
+ */
+function refusedForGood(
+  name: string,
+  title: string,
+  pick: (files: ReturnType<typeof modelFiles>) => string,
+  want: { pods: number; reason: string },
+): Scenario {
+  return {
+    name,
+    title,
+    async run(ctx) {
+      const sim = await world(ctx, [rwx('us-east', H100)]);
+      const files = modelFiles(6);
+      const h = await hub(ctx, files);
+      const refused = pick(files);
+      h.hub.faults.add(refused, { kind: 'status', status: 403 }, { sticky: true });
+      sim.apply(hfCache('llama', h));
+      sim.expect('llama', h.expected);
+      await sim.until(
+        'FetchFailed',
+        () => sim.phases('llama')['us-east'] === 'Failed/FetchFailed',
+        2 * HOUR,
+      );
+      const pods = sim.cluster('us-east').fetchPods.length;
+      equal(pods, want.pods, 'pods run before Failed');
+      const failedBy = sim
+        .remote('us-east', 'batch/v1', 'Job')
+        .flatMap(
+          (j) =>
+            (j['status'] as { conditions?: { type: string; reason?: string }[] }).conditions ?? [],
+        )
+        .filter((c) => c.type === 'Failed')
+        .map((c) => c.reason);
+      equal(failedBy, [want.reason], 'why the Job failed');
+      const msg = sim.replica('llama', 'us-east')?.message ?? '';
+      check(
+        msg.includes(refused) && msg.includes('403'),
+        `the failure names the file and the cause: ${msg}`,
+      );
+      await sim.runFor(3 * HOUR, 600_000);
+      equal(
+        sim.cluster('us-east').fetchPods.length,
+        pods,
+        'pods after three more hours (no hot loop)',
+      );
+      equal(sim.phases('llama')['us-east'], 'Failed/FetchFailed', 'still Failed');
+      equal(sim.remote('us-east', 'batch/v1', 'Job').length, 1, 'the failed Job kept for its logs');
+      h.hub.faults.clear();
+      sim.patchMeta(sim.cacheRef('llama'), {
+        annotations: { 'modelplane.ai/refetch': '2026-01-02' },
+      });
+      await sim.until(
+        'Ready after refetch',
+        () => sim.phases('llama')['us-east'] === 'Ready/Staged',
+        1 * HOUR,
+      );
+      await sim.runFor(5 * MINUTE);
+      equal(sim.remote('us-east', 'batch/v1', 'Job').length, 0, 'Jobs left after Ready');
+    },
+  };
+}
+
+export const jobFailsForGood = refusedForGood(
+  'job-fails-for-good-then-refetch',
+  "the CDN refuses a weight for good: the Job's 4 pods, Failed/FetchFailed naming the file, no retry loop for hours; a refetch token stages it",
+  (files) => files[3]?.path ?? '',
+  { pods: 4, reason: 'BackoffLimitExceeded' },
+);
+
+export const hubRefusesForGood = refusedForGood(
+  'hub-refuses-fails-fast',
+  'the hub itself refuses a file (403): one pod, the Job failed by its podFailurePolicy, Failed/FetchFailed naming the file; a refetch token stages it',
+  (files) => files[1]?.path ?? '',
+  { pods: 1, reason: 'PodFailurePolicy' },
+);
 
 export const processKilled: Scenario = {
   name: 'process-killed-mid-download',
@@ -443,6 +478,7 @@ export const STAGING: Scenario[] = [
   providerConfigLate,
   jobFailsTwice,
   jobFailsForGood,
+  hubRefusesForGood,
   corruptOnce,
   corruptAlways,
 ];
