@@ -129,11 +129,20 @@ export async function steady(
   if (condition(xr, 'Ready')?.['status'] === 'True')
     ctx.report.readySeconds = (Date.now() - t0) / 1000;
   // And each Ready replica steady: it found nothing left to change (the Job removed) and reads
-  // no input from then on (status.steady). Its status stays as it is from here.
+  // no input from then on (status.steady). Its status stays as it is from here. A replica's
+  // status is written by two field managers (the watch counts show apiextensions.crossplane.io/
+  // composite/status and crossplane/status), and a gang run once read status.steady beside an
+  // InputsObserved condition that did not yet say Steady: wait for both.
   await waitFor(`every Ready replica of ${name} steady`, 180_000, async () => {
     const replicas = await replicasOf(ctx, NS, xr);
     const ready = replicas.filter((r) => obj(r['status'])['phase'] === 'Ready');
-    return ready.every((r) => typeof obj(r['status'])['steady'] === 'string') ? true : undefined;
+    return ready.every(
+      (r) =>
+        typeof obj(r['status'])['steady'] === 'string' &&
+        condition(r, 'InputsObserved')?.['reason'] === 'Steady',
+    )
+      ? true
+      : undefined;
   });
   return (await ctx.getXr('ModelCache', NS, name)) ?? xr;
 }
