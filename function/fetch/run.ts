@@ -200,13 +200,10 @@ async function stage(plan: FetchPlan, layout: Layout, opts: RunOptions): Promise
   const listing = await withRetry(opts, secrets, undefined, (signal) => source.list(signal)).catch(
     (err: unknown) => {
       // An error about one file names it; any other is about the listing as a whole.
-      const cause =
-        err instanceof FetchError
-          ? err
-          : new FetchError(describe(err, secrets), undefined, isPermanent(err));
+      const cause = err instanceof FetchError ? err : new FetchError(describe(err, secrets));
       const message =
         cause.file === undefined ? `listing ${source.describe}: ${cause.message}` : cause.message;
-      throw new FetchError(redact(message, secrets), cause.file, cause.permanent);
+      throw new FetchError(redact(message, secrets), cause.file, isPermanent(err));
     },
   );
   const files = [...listing.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
